@@ -1,0 +1,91 @@
+"""Bookings of remote sessions and who is invited to them.
+
+Later issues add the face-to-face kinds (home and studio visits) as further ``BookingKind`` values.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.db.base import Base, intpk
+
+
+class BookingKind(enum.StrEnum):
+    LIVE_VIDEO = "live_video"
+    LIVE_AUDIO = "live_audio"
+    # Face-to-face provision (issue 7, policies/001_*); details in server.visits.models.Visit
+    HOME_VISIT = "home_visit"
+    STUDIO_VISIT = "studio_visit"
+    SETTING_SESSION = "setting_session"
+
+    @property
+    def is_remote(self) -> bool:
+        return self in (BookingKind.LIVE_VIDEO, BookingKind.LIVE_AUDIO)
+
+
+class BookingStatus(enum.StrEnum):
+    REQUESTED = "requested"  # a visit waiting for authorisation (policies/001_*, 003_*)
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class InviteeRole(enum.StrEnum):
+    GUARDIAN = "guardian"
+    CLIENT = "client"  # an adult client joining in their own right
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (CheckConstraint("duration_minutes > 0", name="positive_duration"),)
+
+    id: Mapped[intpk]
+    kind: Mapped[str] = mapped_column(String(20))
+    practitioner_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    duration_minutes: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default=BookingStatus.CONFIRMED)
+    music_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    sequence: Mapped[int] = mapped_column(default=0)  # bumped on every change, for calendar updates
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[datetime]
+
+    invitees: Mapped[list[BookingInvitee]] = relationship(
+        back_populates="booking", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    @property
+    def audio_only(self) -> bool:
+        return self.kind == BookingKind.LIVE_AUDIO
+
+
+class BookingInvitee(Base):
+    """A guardian or an adult client asked to join a booking; each gets their own links."""
+
+    __tablename__ = "booking_invitees"
+    __table_args__ = (
+        CheckConstraint(
+            "(guardian_id IS NULL) <> (client_id IS NULL)", name="one_person"
+        ),
+    )
+
+    id: Mapped[intpk]
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardians.id"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+
+    booking: Mapped[Booking] = relationship(back_populates="invitees")
+
+    @property
+    def subject(self) -> str:
+        return f"guardian:{self.guardian_id}" if self.guardian_id is not None else f"client:{self.client_id}"

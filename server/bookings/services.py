@@ -1,0 +1,196 @@
+"""Booking remote sessions. A booking is written with its invitees, or not at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.accounts.models import Role, Staff
+from server.audit.log import Actor, AuditLog
+from server.bookings.models import Booking, BookingInvitee, BookingKind, BookingStatus, InviteeRole
+from server.clock import Clock
+from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
+from server.people.models import Client, Guardian
+
+if TYPE_CHECKING:
+    from server.bookings.notify import BookingNotifier
+
+MAX_DURATION_MINUTES = 240
+
+
+@dataclass(frozen=True)
+class NewBooking:
+    kind: BookingKind
+    practitioner_id: int
+    client_id: int
+    starts_at: datetime
+    duration_minutes: int
+    guardian_ids: tuple[int, ...] = ()
+    invite_client: bool = False
+
+
+class BookingService:
+    def __init__(self, clock: Clock, audit: AuditLog, notifier: BookingNotifier | None = None) -> None:
+        self._clock = clock
+        self._audit = audit
+        self._notifier = notifier  # None only in tests that check the booking rules alone
+
+    async def create(self, session: AsyncSession, actor: Actor, new: NewBooking, *,
+                     allow_started: bool = False, visit_rules_checked: bool = False) -> Booking:
+        """Check and add a booking with its invitees (the caller commits).
+
+        A child client (under 18 on the day) is joined by guardians linked to them; an adult client may be
+        invited in their own right. ``allow_started`` lets the demo book a session that starts now.
+
+        Raises:
+            InvalidInput: a start in the past, a bad duration, no invitees.
+            NotFound: an unknown practitioner, client or guardian.
+            PolicyViolation: a suspended person, or a guardian not linked to the client.
+        """
+        now = self._clock.now()
+        if not new.kind.is_remote and not visit_rules_checked:
+            # Visits carry policy checks of their own (server.visits.services.VisitService.book).
+            raise InvalidInput("Book home visits, studio visits and setting sessions through /api/v1/visits.",
+                               field="kind")
+        if new.starts_at.tzinfo is None:
+            raise InvalidInput("Give the start time with its time zone offset.", field="starts_at")
+        if new.starts_at < now - (timedelta(minutes=5) if allow_started else timedelta(0)):
+            raise InvalidInput("The session would start in the past. Choose a later start time.", field="starts_at")
+        if not 5 <= new.duration_minutes <= MAX_DURATION_MINUTES:
+            raise InvalidInput(f"The duration must be between 5 and {MAX_DURATION_MINUTES} minutes.",
+                               field="duration_minutes")
+        practitioner = await session.get(Staff, new.practitioner_id)
+        if practitioner is None or not practitioner.has_role(Role.PRACTITIONER):
+            raise NotFound(f"There is no practitioner with id {new.practitioner_id}.", field="practitioner_id")
+        if practitioner.suspended:
+            raise PolicyViolation(f"{practitioner.name}'s approval is suspended; they cannot be booked.",
+                                  field="practitioner_id", rule="suspension")
+        client = await session.get(Client, new.client_id)
+        if client is None:
+            raise NotFound(f"There is no client with id {new.client_id}.", field="client_id")
+        if client.status != "approved":
+            raise PolicyViolation(f"{client.name}'s approval is suspended; they cannot be booked.",
+                                  field="client_id", rule="suspension")
+        adult = client.is_adult_on(new.starts_at.date())
+        invitees: list[BookingInvitee] = []
+        linked = {link.guardian_id: link for link in client.guardians}
+        for gid in dict.fromkeys(new.guardian_ids):
+            guardian = await session.get(Guardian, gid)
+            if guardian is None:
+                raise NotFound(f"There is no guardian with id {gid}.", field="guardian_ids")
+            if gid not in linked:
+                raise PolicyViolation(f"{guardian.name} is not linked to {client.name}.", field="guardian_ids",
+                                      rule="guardian_link")
+            if guardian.status != "approved":
+                raise PolicyViolation(f"{guardian.name}'s approval is suspended.", field="guardian_ids",
+                                      rule="suspension")
+            invitees.append(BookingInvitee(role=InviteeRole.GUARDIAN, guardian_id=gid))
+        if new.invite_client:
+            if not adult:
+                raise PolicyViolation(f"{client.name} is under 18 on the day; invite a guardian instead.",
+                                      field="invite_client", rule="child_joins_with_guardian")
+            if not client.email:
+                raise InvalidInput(f"{client.name} has no email address to send the link to.", field="invite_client")
+            invitees.append(BookingInvitee(role=InviteeRole.CLIENT, client_id=client.id))
+        if not invitees:
+            raise InvalidInput("Invite at least one guardian or the adult client.", field="guardian_ids")
+        clash = (
+            await session.execute(
+                select(Booking.id).where(
+                    Booking.practitioner_id == practitioner.id,
+                    Booking.status.in_((BookingStatus.CONFIRMED, BookingStatus.REQUESTED)),
+                    Booking.starts_at < new.starts_at + timedelta(minutes=new.duration_minutes),
+                    Booking.starts_at > new.starts_at - timedelta(minutes=MAX_DURATION_MINUTES),
+                )
+            )
+        ).scalars().all()
+        for other_id in clash:
+            other = await session.get(Booking, other_id)
+            if other is not None and other.ends_at > new.starts_at:
+                raise Conflict(f"{practitioner.name} already has booking {other.id} at that time.", field="starts_at")
+        booking = Booking(
+            kind=new.kind.value, practitioner_id=practitioner.id, client_id=client.id, starts_at=new.starts_at,
+            duration_minutes=new.duration_minutes, status=BookingStatus.CONFIRMED, sequence=0,
+            created_by_id=int(actor.ref.split(":")[1]) if actor.ref.startswith("staff:") else None,
+            created_at=now, invitees=invitees,
+        )
+        session.add(booking)
+        await session.flush()
+        await self._audit.record(session, actor, "booking.created", f"booking:{booking.id}", {
+            "kind": booking.kind, "starts_at": booking.starts_at.isoformat(),
+            "invitees": [i.subject for i in invitees],
+        })
+        # Same transaction: a rolled-back booking sends nothing.
+        if (notifier := self._notifier_for(booking)) is not None:
+            await notifier.invite(session, booking)
+        return booking
+
+    def _notifier_for(self, booking: Booking) -> BookingNotifier | None:
+        """Remote sessions only: their emails carry join, device-check and consent links a visit has no use for."""
+        return self._notifier if BookingKind(booking.kind).is_remote else None
+
+    async def get(self, session: AsyncSession, booking_id: int) -> Booking:
+        booking = await session.get(Booking, booking_id)
+        if booking is None:
+            raise NotFound(f"There is no booking with id {booking_id}.")
+        return booking
+
+    async def cancel(self, session: AsyncSession, actor: Actor, booking: Booking, reason: str) -> None:
+        if booking.status != BookingStatus.CONFIRMED:
+            raise Conflict(f"Booking {booking.id} is {booking.status}, not confirmed.")
+        booking.status = BookingStatus.CANCELLED
+        booking.sequence += 1
+        await self._audit.record(session, actor, "booking.cancelled", f"booking:{booking.id}", {"reason": reason})
+        if (notifier := self._notifier_for(booking)) is not None:
+            await notifier.cancelled(session, actor, booking, reason)
+
+    async def reschedule(self, session: AsyncSession, actor: Actor, booking: Booking, starts_at: datetime,
+                         duration_minutes: int | None = None) -> None:
+        """Move a confirmed booking: old links stop, SEQUENCE+1, everyone gets a change notice with fresh links."""
+        if booking.status != BookingStatus.CONFIRMED:
+            raise Conflict(f"Booking {booking.id} is {booking.status}, not confirmed.")
+        if starts_at.tzinfo is None:
+            raise InvalidInput("Give the start time with its time zone offset.", field="starts_at")
+        if starts_at < self._clock.now():
+            raise InvalidInput("The session would start in the past. Choose a later start time.", field="starts_at")
+        duration = duration_minutes or booking.duration_minutes
+        if not 5 <= duration <= MAX_DURATION_MINUTES:
+            raise InvalidInput(f"The duration must be between 5 and {MAX_DURATION_MINUTES} minutes.",
+                               field="duration_minutes")
+        clash = (await session.execute(select(Booking).where(
+            Booking.practitioner_id == booking.practitioner_id, Booking.id != booking.id,
+            Booking.status.in_((BookingStatus.CONFIRMED, BookingStatus.REQUESTED)),
+            Booking.starts_at < starts_at + timedelta(minutes=duration),
+            Booking.starts_at > starts_at - timedelta(minutes=MAX_DURATION_MINUTES)))).scalars().all()
+        for other in clash:
+            if other.ends_at > starts_at:
+                raise Conflict(f"The practitioner already has booking {other.id} at that time.", field="starts_at")
+        previous = booking.starts_at
+        booking.starts_at, booking.duration_minutes = starts_at, duration
+        booking.sequence += 1
+        await self._audit.record(session, actor, "booking.rescheduled", f"booking:{booking.id}", {
+            "from": previous.isoformat(), "to": starts_at.isoformat(), "duration_minutes": duration})
+        if (notifier := self._notifier_for(booking)) is not None:
+            await notifier.changed(session, actor, booking, previous)
+
+    async def resend(self, session: AsyncSession, actor: Actor, booking: Booking, subject: str) -> None:
+        """Revoke one person's join link and email them a new one (the lost-email case)."""
+        if booking.status != BookingStatus.CONFIRMED:
+            raise Conflict(f"Booking {booking.id} is {booking.status}; there is nothing to resend.")
+        invited = {i.subject for i in booking.invitees} | {f"staff:{booking.practitioner_id}"}
+        if subject not in invited:
+            raise NotFound(f"{subject} is not invited to booking {booking.id}.", field="subject")
+        await self._audit.record(session, actor, "booking.link_resent", f"booking:{booking.id}", {"subject": subject})
+        if (notifier := self._notifier_for(booking)) is not None:
+            await notifier.resend(session, booking, subject)
+
+    async def between(self, session: AsyncSession, start: datetime, end: datetime,
+                      practitioner_id: int | None = None) -> list[Booking]:
+        query = select(Booking).where(Booking.starts_at >= start, Booking.starts_at < end).order_by(Booking.starts_at)
+        if practitioner_id is not None:
+            query = query.where(Booking.practitioner_id == practitioner_id)
+        return list((await session.execute(query)).scalars().all())

@@ -1,0 +1,199 @@
+"""Typed settings, built once at start-up (STYLE.md #6).
+
+Order: embedded defaults -> optional TOML file (``--config``) -> ``DUET_*`` environment variables.
+Unknown keys are rejected and every wrong value raises ``ConfigError`` naming the setting, which the
+CLI prints as one line before exiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(Exception):
+    """A setting has a value Duet cannot use; the message names it."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"setting {name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Duet reads. ``DUET_<NAME>`` in the environment overrides the file."""
+
+    home: Path = Path("var")
+    database_url: str = ""  # empty: SQLite at <home>/duet.db
+    public_url: str = ""  # empty: http://<host>:<port>
+    host: str = "127.0.0.1"
+    port: int = 8080
+    time_zone: str = "Europe/London"
+    organisation: str = "Duet Music Service"
+    # Accounts and links
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    early_join_minutes: int = 10
+    late_grace_minutes: int = 15
+    link_valid_days: int = 60
+    # Mail (issue 5)
+    mail_url: str = ""  # empty: .eml files in <home>/outbox
+    mail_from: str = "Duet <no-reply@duet.example.org>"
+    contact_email: str = ""  # whom families contact about a revoked link or a suspension
+    # Recording (issue 4)
+    store: str = ""  # empty: folder <home>/recordings; s3://bucket for S3
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    kms_key_id: str = ""  # set: wrap data keys with AWS KMS instead of the X25519 key files
+    spool_min_free_mb: int = 512
+    # Live media (issue 3)
+    ice_servers: str = "[]"  # JSON list of RTCIceServer dicts
+    # Visits (issue 7)
+    evening_hour: int = 18
+    overdue_grace_minutes: int = 15
+    overdue_escalate_minutes: int = 30
+    storage_policies: Path = Path("storage_policies")
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    # ---- derived values -------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL, defaulting to SQLite under ``home``."""
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{(self.home / 'duet.db').resolve()}"
+        return normalise_database_url(self.database_url)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def is_https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def ice_server_list(self) -> list[dict[str, Any]]:
+        return json.loads(self.ice_servers)  # validated in load_settings
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual spellings and return the async driver's URL."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise ConfigError(name, f"{value!r} is not a URL starting with {' or '.join(s + '://' for s in schemes)}")
+
+
+def _validate(s: Settings) -> Settings:
+    if not s.public_url:
+        s = replace(s, public_url=f"http://{s.host}:{s.port}")
+    _check_url("DUET_PUBLIC_URL", s.public_url, ("http", "https"))
+    if s.public_url.endswith("/"):
+        s = replace(s, public_url=s.public_url.rstrip("/"))
+    if s.database_url:
+        url = normalise_database_url(s.database_url)
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ConfigError("DUET_DATABASE_URL", f"{s.database_url!r}: use postgresql://... or sqlite:///path")
+    if not 0 < s.port < 65536:
+        raise ConfigError("DUET_PORT", f"{s.port} is not a TCP port (1-65535)")
+    try:
+        ZoneInfo(s.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("DUET_TIME_ZONE", f"{s.time_zone!r} is not a known time zone such as Europe/London") from None
+    if s.store and not s.store.startswith("s3://"):
+        raise ConfigError("DUET_STORE", f"{s.store!r}: leave empty for the folder store or use s3://bucket")
+    try:
+        ice = json.loads(s.ice_servers)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("DUET_ICE_SERVERS", f"not valid JSON ({exc.msg})") from None
+    if not isinstance(ice, list) or not all(isinstance(i, dict) and "urls" in i for i in ice):
+        raise ConfigError("DUET_ICE_SERVERS", 'must be a JSON list like [{"urls": "stun:stun.example.org"}]')
+    if not 0 <= s.evening_hour <= 23:
+        raise ConfigError("DUET_EVENING_HOUR", f"{s.evening_hour} is not an hour of the day (0-23)")
+    for name in ("session_idle_minutes", "session_absolute_hours", "login_max_failures", "link_valid_days"):
+        if getattr(s, name) <= 0:
+            raise ConfigError("DUET_" + name.upper(), "must be a positive number")
+    if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError("DUET_LOG_LEVEL", "use DEBUG, INFO, WARNING or ERROR")
+    return s
+
+
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    env_name = "DUET_" + name.upper()
+    if kind in (int, "int"):
+        if isinstance(raw, bool):
+            raise ConfigError(env_name, f"{raw!r} is not a whole number")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(env_name, f"{raw!r} is not a whole number") from None
+    if kind in (Path, "Path"):
+        if not isinstance(raw, str | Path):
+            raise ConfigError(env_name, f"{raw!r} is not a path")
+        return Path(raw)
+    if not isinstance(raw, str):
+        raise ConfigError(env_name, f"{raw!r} is not text")
+    return raw
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from defaults, an optional TOML file, the environment and overrides.
+
+    Raises:
+        ConfigError: naming the first setting with a wrong value or an unknown key.
+    """
+    env = os.environ if environ is None else environ
+    known = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["DUET_CONFIG"]) if env.get("DUET_CONFIG") else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError("--config", f"file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML ({exc})") from None
+        for key, raw in data.items():
+            if key not in known:
+                raise ConfigError(key, f"unknown setting in {path}")
+            values[key] = _convert(key, known[key], raw)
+    for key, raw in env.items():
+        if not key.startswith("DUET_") or key == "DUET_CONFIG":
+            continue
+        name = key[5:].lower()
+        if name not in known:
+            raise ConfigError(key, "unknown setting (see the README's configuration table)")
+        values[name] = _convert(name, known[name], raw)
+    for key, raw in overrides.items():
+        if raw is not None:
+            values[key] = _convert(key, known[key], raw)
+    return _validate(Settings(**values))

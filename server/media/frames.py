@@ -1,0 +1,213 @@
+"""Encoded frames as the relay sees them, and the packet-to-frame assemblers.
+
+The video assembler releases a VP8 frame the moment its marker-bit packet
+completes it without a sequence gap (RFC 3550 5.1 marker bit, RFC 7741 4.2
+start-of-partition), instead of waiting for the next frame's first packet.
+A gap that NACK does not fill in time makes it skip to the next keyframe and
+ask the publisher for one; a delta frame is never passed on after a loss.
+"""
+
+from __future__ import annotations
+
+import fractions
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add, uint16_gt
+
+Kind = Literal["audio", "video"]
+
+VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
+AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One encoded frame from a publisher: what legs and recording taps receive.
+
+    ``pts`` counts ``time_base`` units from the track's first frame (RTP
+    timestamps unwrapped and rebased); ``arrival`` is the relay's monotonic clock.
+    """
+
+    participant_id: str
+    kind: Kind
+    codec: str
+    data: bytes
+    pts: int
+    time_base: fractions.Fraction
+    keyframe: bool
+    arrival: float = field(default=0.0, compare=False)
+
+    @property
+    def timestamp(self) -> int:
+        return self.pts
+
+    def to_packet(self) -> object:
+        """An ``av.Packet`` for muxing with PyAV (imported lazily: the relay itself never needs it)."""
+        import av
+
+        packet = av.Packet(self.data)
+        packet.pts = self.pts
+        packet.dts = self.pts
+        packet.time_base = self.time_base
+        packet.is_keyframe = self.keyframe
+        return packet
+
+
+def vp8_is_keyframe(frame: bytes) -> bool:
+    """RFC 6386 9.1: bit 0 of the frame tag is 0 for a key frame."""
+    return len(frame) > 0 and not (frame[0] & 0x01)
+
+
+def vp8_starts_frame(payload: bytes) -> bool:
+    """RFC 7741 4.2: S=1 and PID=0 in the payload descriptor start a frame."""
+    return len(payload) > 0 and (payload[0] & 0x10) != 0 and (payload[0] & 0x0F) == 0
+
+
+Emit = Callable[[bytes, int, bool, int], None]  # data, rtp timestamp, keyframe, ssrc
+
+
+class AudioAssembler:
+    """Opus: one packet is one frame (RFC 7587); late or duplicate packets are dropped."""
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self._last: int | None = None
+        self.late_packets = 0
+
+    def add(self, packet: RtpPacket) -> bool:
+        seq = packet.sequence_number
+        if self._last is not None and not uint16_gt(seq, self._last):
+            self.late_packets += 1
+            return False
+        self._last = seq
+        data: bytes = packet._data  # type: ignore[attr-defined]
+        if data:
+            self._emit(data, packet.timestamp, True, packet.ssrc)
+        return False
+
+
+class VideoAssembler:
+    """VP8 frames out of packets, as soon as each is complete.
+
+    ``max_wait`` bounds how long a gap may hold frames back for a retransmission
+    before the assembler gives up and skips to the next keyframe.
+    """
+
+    def __init__(
+        self,
+        emit: Emit,
+        now: Callable[[], float],
+        *,
+        max_wait: float = 0.25,
+        max_packets: int = 400,
+        pli_interval: float = 0.5,
+    ) -> None:
+        self._emit = emit
+        self._now = now
+        self._max_wait = max_wait
+        self._max_packets = max_packets
+        self._pli_interval = pli_interval
+        self._packets: dict[int, RtpPacket] = {}
+        self._next: int | None = None  # first sequence number of the next frame to release
+        self._high: int | None = None
+        self._gap_since: float | None = None
+        self._need_key = True
+        self._last_pli = -1e9
+        self.frames_skipped = 0
+        self.gaps_given_up = 0
+
+    def add(self, packet: RtpPacket) -> bool:
+        seq = packet.sequence_number
+        if self._next is not None and uint16_gt(self._next, seq):
+            return False  # late, or a duplicate of something already released
+        if self._high is None or uint16_gt(seq, self._high):
+            self._high = seq
+        self._packets[seq] = packet
+        return self._drain()
+
+    def _order(self, seq: int) -> int:
+        assert self._high is not None  # noqa: S101  (type narrowing: set by the first packet)
+        return (seq - self._high + 0x8000) & 0xFFFF
+
+    def _find_start(self) -> int | None:
+        starts = [s for s, p in self._packets.items() if vp8_starts_frame(p.payload)]
+        return min(starts, key=self._order) if starts else None
+
+    def _take(self, start: int) -> tuple[list[RtpPacket], int] | None:
+        first = self._packets.get(start)
+        if first is None:
+            return None
+        parts = [first]
+        seq = start
+        while not parts[-1].marker:
+            seq = uint16_add(seq, 1)
+            nxt = self._packets.get(seq)
+            if nxt is None:
+                return None
+            if nxt.timestamp != first.timestamp:  # sender set no marker: the frame ended before
+                return parts, uint16_add(seq, -1)
+            parts.append(nxt)
+        return parts, seq
+
+    def _drop_before(self, seq: int) -> None:
+        for s in [s for s in self._packets if self._order(s) < self._order(seq)]:
+            del self._packets[s]
+
+    def _pli(self) -> bool:
+        now = self._now()
+        if now - self._last_pli < self._pli_interval:
+            return False
+        self._last_pli = now
+        return True
+
+    def _give_up(self) -> None:
+        """The frame at ``_next`` will not complete: skip past it and wait for a keyframe."""
+        assert self._next is not None  # noqa: S101  (type narrowing: only called with a frame pending)
+        self.gaps_given_up += 1
+        self._need_key = True
+        stale = self._next
+        self._next = None
+        self._gap_since = None
+        for s in [s for s in self._packets if not uint16_gt(s, stale)]:
+            del self._packets[s]
+        start = self._find_start()
+        if start is not None:
+            self._drop_before(start)
+            self._next = start
+
+    def _drain(self) -> bool:
+        pli = False
+        while True:
+            if self._next is None:
+                start = self._find_start()
+                if start is None:
+                    break
+                self._drop_before(start)
+                self._next = start
+            taken = self._take(self._next)
+            if taken is None:
+                now = self._now()
+                if self._gap_since is None:
+                    self._gap_since = now
+                if now - self._gap_since > self._max_wait or len(self._packets) > self._max_packets:
+                    self._give_up()
+                    pli = self._pli() or pli
+                    continue
+                break
+            parts, end = taken
+            self._gap_since = None
+            for p in parts:
+                del self._packets[p.sequence_number]
+            self._next = uint16_add(end, 1)
+            data = b"".join(p._data for p in parts)  # type: ignore[attr-defined]
+            key = vp8_is_keyframe(data)
+            if self._need_key and not key:
+                self.frames_skipped += 1
+                pli = self._pli() or pli
+                continue
+            self._need_key = False
+            self._emit(data, parts[0].timestamp, key, parts[0].ssrc)
+        return pli

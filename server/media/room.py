@@ -1,0 +1,272 @@
+"""Rooms and the router that owns them: the relay's public API.
+
+``media`` knows nothing of bookings or roles (DESIGN.md layering): the
+signalling layer decides who may join, publish or observe and calls this API.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
+
+from server.clock import Clock, SystemClock
+from server.errors import Conflict, InvalidInput
+from server.media import hook
+from server.media.errors import ParticipantNotFound, RoomClosed
+from server.media.events import MediaEvent, PublishingChanged, RoomClosedEvent
+from server.media.forwarding import FrameTap, TrackSource
+from server.media.frames import Kind
+from server.media.participant import Participant
+
+log = logging.getLogger(__name__)
+
+IceServer = RTCIceServer | dict[str, Any] | str
+
+# Ids travel in SDP (msid, RFC 8830 token characters) and logs: keep them to a safe, short alphabet.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def _check_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidInput(
+            f"A {what} id is 1-64 letters, digits or _.:- characters, starting with a letter or digit.",
+            field=what,
+        )
+    return value
+
+
+def _ice_server(server: IceServer) -> RTCIceServer:
+    if isinstance(server, RTCIceServer):
+        return server
+    if isinstance(server, str):
+        return RTCIceServer(urls=server)
+    return RTCIceServer(
+        urls=server["urls"], username=server.get("username"), credential=server.get("credential")
+    )
+
+
+class Room:
+    """The participants of one session and the tracks forwarded between them."""
+
+    def __init__(self, router: MediaRouter, room_id: str, *, audio_only: bool, music_mode: bool) -> None:
+        self.id = room_id
+        self.audio_only = audio_only
+        self.music_mode = music_mode
+        self.estimate_upstream = router.estimate_upstream
+        self.participants: dict[str, Participant] = {}
+        self.closed = False
+        self._router = router
+        self._taps: list[FrameTap] = []
+
+    # -- membership ------------------------------------------------------------
+
+    async def join(self, participant_id: str, *, publish: bool = True, loopback: bool = False) -> Participant:
+        """Add a participant; then hand its browser's offer to ``accept_offer``.
+
+        ``publish=False`` makes an observer: its tracks are refused, it receives everyone.
+        ``loopback=True`` (device check) also sends the participant its own media back,
+        relayed, and echoes every data channel message (RTT probes).
+        """
+        _check_id(participant_id, "participant")
+        if self.closed:
+            raise RoomClosed("This session has ended.")
+        if participant_id in self.participants:
+            raise Conflict(f"{participant_id} is already in this session; use rejoin.", field="participant")
+        participant = Participant(
+            self,
+            participant_id,
+            publish=publish,
+            loopback=loopback,
+            configuration=self._router._configuration(),
+            clock=self._router.clock,
+            counters=self._router.counters,
+            connect_timeout=self._router.connect_timeout,
+            answer_timeout=self._router.answer_timeout,
+        )
+        self.participants[participant_id] = participant
+        return participant
+
+    def get(self, participant_id: str) -> Participant:
+        try:
+            return self.participants[participant_id]
+        except KeyError:
+            raise ParticipantNotFound(f"{participant_id} is not in this session.") from None
+
+    async def leave(self, participant_id: str, *, reason: str = "left") -> None:
+        """Remove a participant and close its peer connection; a no-op if already gone."""
+        participant = self.participants.pop(participant_id, None)
+        if participant is None:
+            return
+        for source in list(participant.sources.values()):
+            self._source_removed(source)
+        await participant.close(reason)
+        log.info("room %s: %s left (%s)", self.id, participant_id, reason)
+
+    async def remove(self, participant_id: str) -> None:
+        """Remove a participant on a practitioner's or safeguarding lead's decision."""
+        self.get(participant_id)
+        await self.leave(participant_id, reason="removed")
+
+    async def rejoin(self, participant_id: str) -> Participant:
+        """The network path to a participant broke: start over with a new peer connection.
+
+        aiortc 1.16 cannot restart ICE, so this replaces the participant (same id,
+        same publish/loopback settings); the browser makes a new RTCPeerConnection
+        and sends a fresh offer to the new participant's ``accept_offer``.
+        """
+        old = self.get(participant_id)
+        publish, loopback = old.publish, old.loopback
+        await self.leave(participant_id, reason="rejoining")
+        return await self.join(participant_id, publish=publish, loopback=loopback)
+
+    def mute(self, participant_id: str, *, kind: Kind = "audio", muted: bool = True) -> None:
+        """Stop (or resume) forwarding one of a participant's tracks to everyone and to recording."""
+        participant = self.get(participant_id)
+        if participant.set_muted(kind, muted):
+            self.broadcast(PublishingChanged(participant_id, kind, publishing=True, muted=muted))
+
+    async def close(self, reason: str = "closed") -> None:
+        """End the session for everyone."""
+        if self.closed:
+            return
+        self.closed = True
+        self.broadcast(RoomClosedEvent(self.id, reason))
+        for participant_id in list(self.participants):
+            await self.leave(participant_id, reason=reason)
+        for tap in list(self._taps):
+            tap.close()
+        self._router._forget(self)
+
+    # -- taps ---------------------------------------------------------------------
+
+    def tap(self, participant_ids: set[str] | None = None, *, maxlen: int = 900) -> FrameTap:
+        """Every forwarded encoded frame (of these participants, or all): the recorder's input.
+
+        ``async for frame in tap`` until ``tap.close()``; keyframes are asked for so
+        each video track starts decodable.
+        """
+        tap = FrameTap(maxlen, participant_ids, self._taps.remove)
+        self._taps.append(tap)
+        for participant in self.participants.values():
+            for source in participant.sources.values():
+                if tap.wants(source.participant_id):
+                    source.request_keyframe()
+        return tap
+
+    def _taps_list(self) -> list[FrameTap]:
+        return self._taps
+
+    # -- routing (called by participants) -----------------------------------------
+
+    def _sources_for(self, subscriber: Participant) -> list[TrackSource]:
+        found: list[TrackSource] = []
+        for participant in self.participants.values():
+            if participant is subscriber and not subscriber.loopback:
+                continue
+            found.extend(participant.sources.values())
+        return found
+
+    def _source_added(self, source: TrackSource) -> None:
+        for participant in self.participants.values():
+            if participant.id != source.participant_id or participant.loopback:
+                if participant.id == source.participant_id or participant._initial_done:
+                    participant.subscribe(source)
+        self.broadcast(PublishingChanged(source.participant_id, source.kind, publishing=True, muted=False))
+
+    def _source_removed(self, source: TrackSource) -> None:
+        source.end()
+        for participant in self.participants.values():
+            participant.source_gone(source)
+        self.broadcast(PublishingChanged(source.participant_id, source.kind, publishing=False, muted=False))
+
+    def broadcast(self, event: MediaEvent) -> None:
+        for participant in self.participants.values():
+            participant.emit(event)
+        if self._router.on_event is not None:
+            self._router.on_event(self.id, event)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "audio_only": self.audio_only,
+            "music_mode": self.music_mode,
+            "participants": {pid: p.stats() for pid, p in self.participants.items()},
+            "taps": [{"frames_dropped": t.frames_dropped} for t in self._taps],
+        }
+
+
+class MediaRouter:
+    """All rooms of one media node. One per process; close it on shutdown.
+
+    Args:
+        ice_servers: STUN/TURN servers (``RTCIceServer``, ``{"urls", "username",
+            "credential"}`` dicts or URLs); empty means host candidates only.
+        clock: the injected clock (deadlines, keyframe rate limits).
+        connect_timeout: a participant not connected this long after joining is removed.
+        answer_timeout: a participant that does not answer a server offer this long is removed.
+        on_event: optional ``(room_id, event)`` callback for every room-wide event.
+        estimate_upstream: run aiortc's receive-side bandwidth estimator on each publisher
+            (REMB = min(own estimate, subscribers' REMB)); False saves its CPU and the
+            publisher hears only its subscribers' REMB.
+    """
+
+    def __init__(
+        self,
+        ice_servers: Sequence[IceServer] = (),
+        *,
+        clock: Clock | None = None,
+        connect_timeout: float = 30.0,
+        answer_timeout: float = 15.0,
+        on_event: Callable[[str, MediaEvent], None] | None = None,
+        estimate_upstream: bool = False,
+    ) -> None:
+        self.estimate_upstream = estimate_upstream
+        self.ice_servers = [_ice_server(s) for s in ice_servers]
+        self.clock: Clock = clock or SystemClock()
+        self.connect_timeout = connect_timeout
+        self.answer_timeout = answer_timeout
+        self.on_event = on_event
+        self.counters = hook.install()
+        self.rooms: dict[str, Room] = {}
+
+    def _configuration(self) -> RTCConfiguration:
+        # max-bundle: every m-line the server adds later rides the one ICE/DTLS transport.
+        return RTCConfiguration(iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+    def room(self, room_id: str, *, audio_only: bool = False, music_mode: bool = False) -> Room:
+        """The room with this id, made on first use. Its settings are fixed when it is made."""
+        existing = self.rooms.get(_check_id(room_id, "room"))
+        if existing is not None:
+            if existing.audio_only != audio_only or existing.music_mode != music_mode:
+                raise Conflict(f"Room {room_id} is already open with other settings.", field="room")
+            return existing
+        room = self.rooms[room_id] = Room(self, room_id, audio_only=audio_only, music_mode=music_mode)
+        return room
+
+    def _forget(self, room: Room) -> None:
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+
+    async def close(self) -> None:
+        for room in list(self.rooms.values()):
+            await room.close(reason="server shutting down")
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for tests, benchmarks and the ops page; decoders/encoders must stay 0."""
+        tracks: dict[str, Any] = {}
+        for room in self.rooms.values():
+            for participant in room.participants.values():
+                for kind, source in participant.sources.items():
+                    tracks[f"{room.id}/{participant.id}/{kind}"] = source.stats()
+        return {
+            "decoders_created": self.counters.decoders,
+            "encoders_created": self.counters.encoders,
+            "rooms": len(self.rooms),
+            "participants": sum(len(r.participants) for r in self.rooms.values()),
+            "frames_forwarded": sum(t["frames_forwarded"] for t in tracks.values()),
+            "tracks": tracks,
+            "room_detail": {room_id: room.stats() for room_id, room in self.rooms.items()},
+        }

@@ -1,0 +1,85 @@
+"""Safeguarding concerns and the holds they place on recordings (policies/000_*, 004_*).
+
+``RecordingHold`` is the contract with recording retention: while a row for a booking (or for every
+booking of a client) has ``lifted_at`` NULL, recordings it covers must not be deleted, whatever their
+retention period says.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db.base import Base, intpk
+
+
+class ConcernCategory(enum.StrEnum):
+    """The kinds of harm listed in policies/004_* (plus "other" and concerns about staff)."""
+
+    NEGLECT = "neglect"
+    EMOTIONAL_ABUSE = "emotional_abuse"
+    PHYSICAL_ABUSE = "physical_abuse"
+    SEXUAL_ABUSE = "sexual_abuse"
+    SELF_HARM = "self_harm"
+    SUBSTANCE_ABUSE = "substance_abuse"
+    DOMESTIC_ABUSE = "domestic_abuse"
+    FORCED_MARRIAGE = "forced_marriage"
+    POOR_PARENTING = "poor_parenting"
+    PEER_ON_PEER_ABUSE = "peer_on_peer_abuse"
+    ONLINE_ABUSE = "online_abuse"
+    UPSKIRTING = "upskirting"
+    EXPLOITATION_TRAFFICKING = "exploitation_trafficking"
+    RELATIONSHIP_ABUSE = "relationship_abuse"
+    FABRICATED_ILLNESS = "fabricated_illness"
+    BULLYING = "bullying"
+    GENDER_BASED_VIOLENCE = "gender_based_violence"
+    GANG_VIOLENCE = "gang_violence"
+    FGM = "fgm"
+    HATE_ABUSE = "hate_abuse"
+    RADICALISATION = "radicalisation"
+    SEXUAL_IMAGERY = "sexual_imagery"
+    ALLEGATION_AGAINST_STAFF = "allegation_against_staff"
+    HOME_VISIT_ISSUE = "home_visit_issue"
+    OTHER = "other"
+
+
+class Concern(Base):
+    """A concern, raised by a member of staff, a parent (through a link) or a client."""
+
+    __tablename__ = "concerns"
+
+    id: Mapped[intpk]
+    category: Mapped[str] = mapped_column(String(40))
+    details: Mapped[str] = mapped_column(Text)
+    raised_by: Mapped[str] = mapped_column(String(40))  # actor ref: "staff:3", "guardian:2", "client:4"
+    raised_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    raised_at: Mapped[datetime]
+    discuss_by: Mapped[datetime] = mapped_column(index=True)
+    discussed_at: Mapped[datetime | None]
+    discussed_with_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    discussion_note: Mapped[str | None] = mapped_column(Text)
+    escalated_at: Mapped[datetime | None]
+
+
+class RecordingHold(Base):
+    """Recordings of a booking, or of all a client's bookings, kept while a concern needs them."""
+
+    __tablename__ = "recording_holds"
+    __table_args__ = (
+        CheckConstraint("booking_id IS NOT NULL OR client_id IS NOT NULL", name="has_scope"),
+    )
+
+    id: Mapped[intpk]
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), index=True)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(2000))
+    placed_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    placed_at: Mapped[datetime]
+    lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    lifted_at: Mapped[datetime | None]

@@ -1,0 +1,199 @@
+"""Concerns with their 24-hour discussion clock, holds on recordings, and suspension of clients and families.
+
+Concerns are confidential (policies/004_*): only the safeguarding lead, managers and the person who raised
+one may read it; everyone else is told it does not exist. A concern not discussed with a manager within
+24 hours (policies/001_*) is escalated once by ``escalate_due`` (run by the background task in
+``duet serve``), with an email to the safeguarding leads and managers through the outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.accounts.models import Role, Staff
+from server.audit.log import Actor, AuditLog
+from server.bookings.models import Booking
+from server.clock import Clock
+from server.config import Settings
+from server.errors import Conflict, InvalidInput, NotFound
+from server.links.models import AccessLink
+from server.mail import messages
+from server.mail.outbox import enqueue
+from server.people.models import Client, Guardian
+from server.safeguarding.models import Concern, ConcernCategory, RecordingHold
+from server.visits.rules import CONCERN_DISCUSS_WITHIN, concern_overdue
+
+READERS = frozenset({Role.SAFEGUARDING, Role.MANAGER})
+
+
+@dataclass(frozen=True)
+class NewConcern:
+    category: ConcernCategory
+    details: str
+    booking_id: int | None = None
+    client_id: int | None = None
+
+
+class SafeguardingService:
+    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._audit = audit
+        self._org = messages.Organisation(settings.organisation, settings.mail_from)
+
+    # ---- concerns ---------------------------------------------------------------------------------------
+    async def raise_concern(self, session: AsyncSession, actor: Actor, new: NewConcern) -> Concern:
+        """Record a concern from anyone; the 24-hour discussion clock starts now."""
+        client_id = new.client_id
+        if new.booking_id is not None:
+            booking = await session.get(Booking, new.booking_id)
+            if booking is None:
+                raise NotFound(f"There is no booking with id {new.booking_id}.", field="booking_id")
+            client_id = client_id or booking.client_id
+        if client_id is not None and await session.get(Client, client_id) is None:
+            raise NotFound(f"There is no client with id {client_id}.", field="client_id")
+        now = self._clock.now()
+        staff_id = int(actor.ref.split(":")[1]) if actor.ref.startswith("staff:") else None
+        concern = Concern(category=new.category, details=new.details, raised_by=actor.ref,
+                          raised_by_staff_id=staff_id, booking_id=new.booking_id, client_id=client_id,
+                          raised_at=now, discuss_by=now + CONCERN_DISCUSS_WITHIN)
+        session.add(concern)
+        await session.flush()
+        # The details stay in the concern row (confidential); the audit chain records that it exists.
+        await self._audit.record(session, actor, "concern.raised", f"concern:{concern.id}",
+                                 {"category": concern.category, "booking_id": new.booking_id,
+                                  "client_id": client_id})
+        return concern
+
+    @staticmethod
+    def may_read(staff: Staff | None, actor_ref: str, concern: Concern) -> bool:
+        if staff is not None and staff.role_set & READERS:
+            return True
+        return concern.raised_by == actor_ref
+
+    async def visible(self, session: AsyncSession, staff: Staff) -> list[Concern]:
+        query = select(Concern).order_by(Concern.raised_at.desc())
+        if not staff.role_set & READERS:
+            query = query.where(Concern.raised_by == f"staff:{staff.id}")
+        return list((await session.execute(query)).scalars())
+
+    async def get(self, session: AsyncSession, staff: Staff, concern_id: int) -> Concern:
+        concern = await session.get(Concern, concern_id)
+        if concern is None or not self.may_read(staff, f"staff:{staff.id}", concern):
+            raise NotFound(f"There is no concern with id {concern_id}.")
+        return concern
+
+    async def discussed(self, session: AsyncSession, actor: Actor, manager: Staff, concern: Concern,
+                        note: str) -> Concern:
+        """A manager (or the safeguarding lead) has discussed the concern: the clock stops."""
+        if concern.discussed_at is not None:
+            raise Conflict("This concern has already been discussed.")
+        concern.discussed_at, concern.discussed_with_id = self._clock.now(), manager.id
+        concern.discussion_note = note
+        await self._audit.record(session, actor, "concern.discussed", f"concern:{concern.id}",
+                                 {"late": concern.discussed_at > concern.discuss_by})
+        return concern
+
+    async def escalate_due(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+        """Escalate every concern whose 24 hours ran out undiscussed; each once. Returns how many."""
+        now = self._clock.now()
+        count = 0
+        async with sessionmaker() as session:
+            query = select(Concern).where(Concern.discussed_at.is_(None), Concern.escalated_at.is_(None),
+                                          Concern.discuss_by <= now)
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            due = [c for c in (await session.execute(query)).scalars()
+                   if concern_overdue(c.discuss_by, c.discussed_at, c.escalated_at, now)]
+            people = [s for s in (await session.execute(select(Staff))).scalars()
+                      if s.role_set & READERS and not s.suspended]
+            for concern in due:
+                concern.escalated_at = now
+                for person in people:
+                    key = f"concern-{concern.id}.overdue.staff-{person.id}"
+                    message = messages.staff_alert(
+                        self._org, messages.Recipient(person.name, person.email), key=key, now=now,
+                        subject=f"Concern {concern.id} not discussed within 24 hours",
+                        lines=[f"Concern {concern.id} ({concern.category.replace('_', ' ')}) was raised at "
+                               f"{concern.raised_at.astimezone(self._settings.zone):%d %b %H:%M} and has not been "
+                               "discussed with a manager within 24 hours.",
+                               "Open it in Duet and record the discussion now."],
+                        link=f"{self._settings.public_url}/dashboard")
+                    await enqueue(session, message, key, kind="staff_alert", now=now)
+                await self._audit.record(session, Actor.system(), "concern.escalated", f"concern:{concern.id}",
+                                         {"sent_at": now.isoformat(),
+                                          "recipients": [f"staff:{p.id}" for p in people]})
+                count += 1
+            await session.commit()
+        return count
+
+    # ---- holds on recordings ------------------------------------------------------------------------------
+    async def place_hold(self, session: AsyncSession, actor: Actor, staff: Staff, concern: Concern,
+                         reason: str, whole_client: bool) -> RecordingHold:
+        """Keep the recordings of the concern's booking (or all its client's) until the hold is lifted."""
+        booking_id = None if whole_client else concern.booking_id
+        client_id = concern.client_id if whole_client or booking_id is None else None
+        if booking_id is None and client_id is None:
+            raise InvalidInput("This concern names no booking or client whose recordings could be held.")
+        hold = RecordingHold(concern_id=concern.id, booking_id=booking_id, client_id=client_id, reason=reason,
+                             placed_by_id=staff.id, placed_at=self._clock.now())
+        session.add(hold)
+        await session.flush()
+        await self._audit.record(session, actor, "recording.hold_placed", f"concern:{concern.id}",
+                                 {"hold_id": hold.id, "booking_id": booking_id, "client_id": client_id,
+                                  "reason": reason})
+        return hold
+
+    async def lift_hold(self, session: AsyncSession, actor: Actor, staff: Staff, hold_id: int,
+                        reason: str) -> RecordingHold:
+        hold = await session.get(RecordingHold, hold_id)
+        if hold is None:
+            raise NotFound(f"There is no recording hold with id {hold_id}.")
+        if hold.lifted_at is not None:
+            raise Conflict("This hold has already been lifted.")
+        hold.lifted_by_id, hold.lifted_at = staff.id, self._clock.now()
+        await self._audit.record(session, actor, "recording.hold_lifted", f"concern:{hold.concern_id}",
+                                 {"hold_id": hold.id, "reason": reason})
+        return hold
+
+    @staticmethod
+    async def held(session: AsyncSession, booking_id: int) -> bool:
+        """True while any hold covers the recordings of ``booking_id``: retention must keep them."""
+        booking = await session.get(Booking, booking_id)
+        if booking is None:
+            return False
+        rows = await session.execute(select(RecordingHold.id).where(
+            RecordingHold.lifted_at.is_(None),
+            (RecordingHold.booking_id == booking_id) | (RecordingHold.client_id == booking.client_id)))
+        return rows.first() is not None
+
+    # ---- suspension of clients and families ---------------------------------------------------------------
+    async def suspend(self, session: AsyncSession, actor: Actor, staff: Staff, person: Client | Guardian,
+                      reason: str) -> list[int]:
+        """Suspend approval: new bookings are refused and links stop working (both check the status).
+        Returns the bookings whose live sessions the caller should remove the person from."""
+        if person.status == "suspended":
+            raise Conflict(f"{person.name} is already suspended.")
+        person.status, person.suspended_by_id = "suspended", staff.id
+        person.suspended_at, person.suspended_reason = self._clock.now(), reason
+        kind = "client" if isinstance(person, Client) else "guardian"
+        subject = f"{kind}:{person.id}"
+        if isinstance(person, Client):
+            ids = (await session.execute(select(Booking.id).where(Booking.client_id == person.id))).scalars()
+        else:
+            ids = (await session.execute(select(AccessLink.booking_id).where(AccessLink.subject == subject)
+                                         )).scalars()
+        bookings = sorted(set(ids))
+        await self._audit.record(session, actor, f"{kind}.suspended", subject, {"reason": reason})
+        return bookings
+
+    async def reinstate(self, session: AsyncSession, actor: Actor, person: Client | Guardian, reason: str) -> None:
+        if person.status != "suspended":
+            raise Conflict(f"{person.name} is not suspended.")
+        person.status, person.suspended_by_id, person.suspended_at, person.suspended_reason = (
+            "approved", None, None, None)
+        kind = "client" if isinstance(person, Client) else "guardian"
+        await self._audit.record(session, actor, f"{kind}.reinstated", f"{kind}:{person.id}", {"reason": reason})

@@ -1,0 +1,56 @@
+"""The domain services of one Duet process, built once from settings (the app factory's input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.accounts.logins import Logins
+from server.accounts.services import StaffService
+from server.audit.log import AuditLog
+from server.bookings.notify import BookingNotifier
+from server.bookings.services import BookingService
+from server.clock import Clock
+from server.config import Settings
+from server.consent.services import ConsentService
+from server.keys import AppKeys
+from server.links.service import LinkService
+from server.people.services import PeopleService
+from server.safeguarding.services import SafeguardingService
+from server.visits.lonework import LoneWorking, OverdueAlerts
+from server.visits.services import VisitService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    keys: AppKeys
+    audit: AuditLog
+    logins: Logins
+    staff: StaffService
+    people: PeopleService
+    bookings: BookingService
+    links: LinkService
+    visits: VisitService
+    lone_working: LoneWorking
+    overdue: OverdueAlerts
+    safeguarding: SafeguardingService
+    consent: ConsentService
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock, keys: AppKeys) -> Services:
+        audit = AuditLog(clock)
+        logins = Logins(settings, clock, audit, keys)
+        links = LinkService(settings, clock, audit, keys)
+        bookings = BookingService(clock, audit, BookingNotifier(settings, clock, links))
+        visits = VisitService(settings, clock, audit, bookings)
+        return cls(
+            settings=settings, clock=clock, keys=keys, audit=audit, logins=logins,
+            staff=StaffService(clock, audit, keys, logins),
+            people=PeopleService(clock, audit),
+            bookings=bookings,
+            links=links,
+            visits=visits, lone_working=LoneWorking(clock, audit, visits),
+            overdue=OverdueAlerts(settings, clock, audit), safeguarding=SafeguardingService(settings, clock, audit),
+            consent=ConsentService(clock, audit, settings.organisation, settings.storage_policies),
+        )

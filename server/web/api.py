@@ -1,0 +1,124 @@
+"""JSON in and out of the API: request bodies checked by pydantic models, each route documented.
+
+``@documented`` records the summary and the body/response models on the handler; ``server.web.openapi``
+builds /api/v1/openapi.json from the registered routes, so the document cannot drift from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
+
+from server.errors import InvalidInput, NotFound
+
+M = TypeVar("M", bound=BaseModel)
+H = TypeVar("H", bound=Callable[..., Any])
+DOC_ATTR = "__duet_doc__"
+MAX_BODY = 64 * 1024
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are refused, text is trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+@dataclass(frozen=True)
+class Doc:
+    summary: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    many: bool = False
+    query: tuple[tuple[str, str], ...] = ()  # (name, description)
+
+
+def documented(summary: str, *, body: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
+               many: bool = False, query: tuple[tuple[str, str], ...] = ()) -> Callable[[H], H]:
+    def decorate(handler: H) -> H:
+        setattr(handler, DOC_ATTR, Doc(summary, body, response, many, query))
+        return handler
+
+    return decorate
+
+
+def _describe(error: ErrorDetails) -> tuple[str, str]:
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "is not a field this request accepts"
+    elif error["type"] == "missing":
+        message = "is required"
+    return where, f"{where}: {message}"
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """Parse and check a JSON body; every problem becomes InvalidInput naming the field."""
+    if request.content_type != "application/json":
+        raise InvalidInput("Send the request body as JSON (Content-Type: application/json).")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise InvalidInput(f"The request body is larger than {MAX_BODY // 1024} KiB.")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise InvalidInput(f"The request body is larger than {MAX_BODY // 1024} KiB.")
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        position = f" at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InvalidInput(f"The request body is not valid JSON{position}.") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        field, detail = validation_detail(exc)
+        raise InvalidInput(detail, field=field) from None
+
+
+def validation_detail(exc: ValidationError) -> tuple[str, str]:
+    """The first field at fault and every problem in words, e.g. ``email: is required``."""
+    described = [_describe(e) for e in exc.errors(include_url=False)]
+    return described[0][0], "; ".join(d for _, d in described)
+
+
+def path_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 12:
+        raise NotFound(f"{raw!r} is not a valid {name.replace('_', ' ')}.")
+    return int(raw)
+
+
+def query_date(request: web.Request, name: str, default: date) -> date:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date like 2026-11-23.", field=name) from None
+
+
+def ok(model: BaseModel | list[Any] | dict[str, Any], status: int = 200) -> web.Response:
+    if isinstance(model, BaseModel):
+        return web.json_response(text=model.model_dump_json(), status=status)
+    if isinstance(model, list):
+        return web.json_response(
+            text="[" + ",".join(m.model_dump_json() if isinstance(m, BaseModel) else json.dumps(m) for m in model)
+            + "]", status=status)
+    return web.json_response(model, status=status, dumps=lambda o: json.dumps(o, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")

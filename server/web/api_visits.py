@@ -1,0 +1,318 @@
+"""Visits API: book, authorise, allocate, workspace checklist, lone working; the phone page /visits."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from aiohttp import web
+from pydantic import Field
+from sqlalchemy import select
+
+from server.accounts.logins import StaffContext
+from server.accounts.models import Role
+from server.bookings.models import Booking
+from server.errors import InvalidInput, NotFound
+from server.visits import rules
+from server.visits.models import Visit, VisitAlert
+from server.visits.services import NewVisit
+from server.web.access import staff
+from server.web.api import Body, Out, documented, ok, path_id, query_date, read_body
+from server.web.keys import DB, SERVICES, STAFF
+from server.web.pages_render import render
+from server.web.visit_schemas import (
+    AlertOut,
+    ChecklistBody,
+    CheckOut,
+    ExclusionOut,
+    ItineraryBody,
+    ProposalOut,
+    ProposalsOut,
+    PurposeBody,
+    ReasonBody,
+    TimetableEntry,
+    VisitBody,
+    VisitOut,
+)
+
+routes = web.RouteTableDef()
+OFFICE = frozenset({Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING})
+
+
+async def _out(request: web.Request, booking: Booking, visit: Visit) -> VisitOut:
+    services = request.app[SERVICES]
+    alerts = (await request[DB].execute(select(VisitAlert).where(VisitAlert.visit_id == visit.id)
+                                        .order_by(VisitAlert.id))).scalars()
+    return VisitOut(
+        booking_id=booking.id, kind=booking.kind, status=booking.status, practitioner_id=booking.practitioner_id,
+        client_id=booking.client_id, starts_at=booking.starts_at, ends_at=booking.ends_at,
+        location_kind=visit.location_kind, address=visit.address, studio_id=visit.studio_id,
+        responsible_adult=visit.responsible_adult, home_reason=visit.home_reason,
+        conditions_confirmed_by=visit.conditions_confirmed_by, evening=visit.evening,
+        evening_agreed_by_id=visit.evening_agreed_by_id, purpose=visit.purpose,
+        authorised_by_id=visit.authorised_by_id, expected_arrival=visit.expected_arrival,
+        expected_return=visit.expected_return, checked_in_at=visit.checked_in_at,
+        checked_out_at=visit.checked_out_at, outcome=visit.outcome, outcome_reason=visit.outcome_reason,
+        blocked_reason=await services.visits.blocked_reason(request[DB], booking, visit),
+        alerts=[AlertOut.model_validate(a) for a in alerts])
+
+
+async def _visible(request: web.Request) -> tuple[Booking, Visit]:
+    booking, visit = await request.app[SERVICES].visits.get(request[DB], path_id(request, "booking_id"))
+    ctx: StaffContext = request[STAFF]
+    if not ctx.staff.role_set & OFFICE and booking.practitioner_id != ctx.staff.id:
+        raise NotFound(f"There is no visit with booking id {booking.id}.")
+    return booking, visit
+
+
+@routes.get("/visits")
+@staff()
+async def visits_page(request: web.Request) -> web.Response:
+    return render("visit.html", organisation=request.app[SERVICES].settings.organisation)
+
+
+@routes.get("/api/v1/visits/proposals")
+@staff(Role.ADMIN)
+@documented("Practitioners for a home visit, nearest first, and why the others cannot take it",
+            response=ProposalsOut, query=(("client_id", "the client visited"), ("starts_at", "ISO start with offset"),
+                                          ("duration", "minutes, at least 30")))
+async def proposals(request: web.Request) -> web.Response:
+    try:
+        client_id = int(request.query["client_id"])
+        starts_at = datetime.fromisoformat(request.query["starts_at"])
+        duration = int(request.query.get("duration", "30"))
+    except (KeyError, ValueError):
+        raise InvalidInput("Give client_id, starts_at (ISO date-time with offset) and duration (minutes).") from None
+    if starts_at.tzinfo is None:
+        raise InvalidInput("Give starts_at with its time zone offset.", field="starts_at")
+    result = await request.app[SERVICES].visits.proposals(request[DB], client_id, starts_at, duration)
+    return ok(ProposalsOut(
+        proposals=[ProposalOut(staff_id=p.staff_id, name=p.name, distance_km=p.distance_km,
+                               travel_minutes=p.travel_minutes, coming_from=p.coming_from) for p in result.proposals],
+        excluded=[ExclusionOut(staff_id=e.staff_id, name=e.name, reasons=list(e.reasons)) for e in result.excluded]))
+
+
+@routes.get("/api/v1/visits/mine")
+@staff(Role.PRACTITIONER)
+@documented("My visits on a day (default today): the lone-working itinerary", response=VisitOut, many=True,
+            query=(("day", "a date like 2026-11-23"),))
+async def my_visits(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    zone = services.settings.zone
+    day: date = query_date(request, "day", services.clock.now().astimezone(zone).date())
+    start = datetime.combine(day, time(0), zone)
+    rows = (await request[DB].execute(select(Booking, Visit).join(Visit, Visit.booking_id == Booking.id).where(
+        Booking.practitioner_id == request[STAFF].staff.id, Booking.starts_at >= start,
+        Booking.starts_at < start + timedelta(days=1)).order_by(Booking.starts_at))).all()
+    return ok([await _out(request, b, v) for b, v in rows])
+
+
+@routes.get("/api/v1/visits/timetable")
+@staff()
+@documented("A practitioner's or a client's timetable of every provision type, with visit attendance",
+            response=TimetableEntry, many=True,
+            query=(("practitioner_id", "whose timetable (practitioners: only their own)"),
+                   ("client_id", "or a client's (office staff)"), ("from", "first day, default today"),
+                   ("days", "how many days, default 7, at most 62")))
+async def timetable(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    ctx: StaffContext = request[STAFF]
+    zone = services.settings.zone
+    first = query_date(request, "from", services.clock.now().astimezone(zone).date())
+    try:
+        days = int(request.query.get("days", "7"))
+        person = {k: int(request.query[k]) for k in ("practitioner_id", "client_id") if k in request.query}
+    except ValueError:
+        raise InvalidInput("days, practitioner_id and client_id are whole numbers.") from None
+    if len(person) != 1 or not 1 <= days <= 62:
+        raise InvalidInput("Give either practitioner_id or client_id, and days from 1 to 62.")
+    office = bool(ctx.staff.role_set & OFFICE)
+    if not office and person != {"practitioner_id": ctx.staff.id}:
+        raise NotFound("You can see your own timetable only.")
+    start = datetime.combine(first, time(0), zone)
+    query = select(Booking, Visit).outerjoin(Visit, Visit.booking_id == Booking.id).where(
+        Booking.starts_at >= start, Booking.starts_at < start + timedelta(days=days)).order_by(Booking.starts_at)
+    query = query.where(Booking.practitioner_id == person["practitioner_id"]) if "practitioner_id" in person \
+        else query.where(Booking.client_id == person["client_id"])
+    rows = (await request[DB].execute(query)).all()
+    return ok([TimetableEntry(
+        booking_id=b.id, kind=b.kind, status=b.status, practitioner_id=b.practitioner_id, client_id=b.client_id,
+        starts_at=b.starts_at, ends_at=b.ends_at, location_kind=v.location_kind if v else None,
+        attendance=(v.outcome or ("checked in" if v.checked_in_at else None)) if v else None) for b, v in rows])
+
+
+@routes.post("/api/v1/visits")
+@staff(Role.ADMIN)
+@documented("Request a home visit, studio visit or setting session; every policy rule is checked",
+            body=VisitBody, response=VisitOut)
+async def book_visit(request: web.Request) -> web.Response:
+    body = await read_body(request, VisitBody)
+    c = body.conditions
+    new = NewVisit(
+        kind=body.kind, practitioner_id=body.practitioner_id, client_id=body.client_id, starts_at=body.starts_at,
+        duration_minutes=body.duration_minutes, guardian_ids=tuple(body.guardian_ids),
+        invite_client=body.invite_client, location=body.location, address=body.address, clients=body.clients,
+        preferred_location_available=body.preferred_location_available, home_reason=body.home_reason,
+        conditions=None if c is None else rules.Conditions(c.parking, c.accessible, c.window_or_open_door,
+                                                           c.carer_on_site, c.evidence),
+        conditions_confirmed_by=None if c is None else c.confirmed_by, studio_id=body.studio_id,
+        responsible_adult=body.responsible_adult)
+    booking, visit = await request.app[SERVICES].visits.book(request[DB], request[STAFF].actor, new)
+    await request[DB].commit()
+    return ok(await _out(request, booking, visit), status=201)
+
+
+@routes.get("/api/v1/visits/{booking_id}")
+@staff()
+@documented("One visit, with what blocks it and its alerts", response=VisitOut)
+async def get_visit(request: web.Request) -> web.Response:
+    booking, visit = await _visible(request)
+    return ok(await _out(request, booking, visit))
+
+
+@routes.post("/api/v1/visits/{booking_id}/authorise")
+@staff(Role.MANAGER, Role.SAFEGUARDING)
+@documented("Authorise a requested visit with its purpose; it becomes confirmed", body=PurposeBody,
+            response=VisitOut)
+async def authorise(request: web.Request) -> web.Response:
+    body = await read_body(request, PurposeBody)
+    ctx: StaffContext = request[STAFF]
+    booking, visit = await request.app[SERVICES].visits.authorise(
+        request[DB], ctx.actor, ctx.staff.id, path_id(request, "booking_id"), body.purpose)
+    await request[DB].commit()
+    return ok(await _out(request, booking, visit))
+
+
+@routes.post("/api/v1/visits/{booking_id}/evening-agreement")
+@staff(Role.MANAGER)
+@documented("A manager agrees to a visit running into the evening", body=ReasonBody, response=VisitOut)
+async def evening_agreement(request: web.Request) -> web.Response:
+    body = await read_body(request, ReasonBody)
+    ctx: StaffContext = request[STAFF]
+    booking_id = path_id(request, "booking_id")
+    await request.app[SERVICES].visits.agree_evening(request[DB], ctx.actor, ctx.staff.id, booking_id, body.reason)
+    await request[DB].commit()
+    booking, visit = await request.app[SERVICES].visits.get(request[DB], booking_id)
+    return ok(await _out(request, booking, visit))
+
+
+class UnavailableBody(Body):
+    day: date
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class UnavailableOut(Out):
+    staff_id: int
+    day: date
+    reason: str
+
+
+@routes.post("/api/v1/staff/{staff_id}/unavailable")
+@staff(Role.ADMIN, Role.MANAGER)
+@documented("Mark a practitioner unavailable during a day: evening visits that day need a manager",
+            body=UnavailableBody, response=UnavailableOut)
+async def mark_unavailable(request: web.Request) -> web.Response:
+    body = await read_body(request, UnavailableBody)
+    ctx: StaffContext = request[STAFF]
+    row = await request.app[SERVICES].visits.mark_unavailable(request[DB], ctx.actor, ctx.staff.id,
+                                                              path_id(request, "staff_id"), body.day, body.reason)
+    await request[DB].commit()
+    return ok(UnavailableOut.model_validate(row), status=201)
+
+
+@routes.post("/api/v1/visits/{booking_id}/checklist")
+@staff(Role.PRACTITIONER)
+@documented("The practitioner records the workspace checklist completed with the account holder",
+            body=ChecklistBody, response=CheckOut)
+async def record_checklist(request: web.Request) -> web.Response:
+    body = await read_body(request, ChecklistBody)
+    booking, _ = await _visible(request)
+    ctx: StaffContext = request[STAFF]
+    check = await request.app[SERVICES].visits.record_checklist(request[DB], ctx.actor, ctx.staff.id, booking.id,
+                                                                body.answers, body.note)
+    await request[DB].commit()
+    return ok(CheckOut.model_validate(check), status=201)
+
+
+@routes.post("/api/v1/visits/checklists/{check_id}/confirm")
+@staff(Role.MANAGER)
+@documented("A manager confirms a workspace checklist; further visits may then go ahead", response=CheckOut)
+async def confirm_checklist(request: web.Request) -> web.Response:
+    ctx: StaffContext = request[STAFF]
+    check = await request.app[SERVICES].visits.confirm_checklist(request[DB], ctx.actor, ctx.staff.id,
+                                                                 path_id(request, "check_id"))
+    await request[DB].commit()
+    return ok(CheckOut.model_validate(check))
+
+
+@routes.post("/api/v1/clients/{client_id}/workspace-change")
+@staff()
+@documented("Report an observable change to a client's home: a new checklist is needed", body=ReasonBody,
+            response=CheckOut)
+async def workspace_change(request: web.Request) -> web.Response:
+    body = await read_body(request, ReasonBody)
+    ctx: StaffContext = request[STAFF]
+    change = await request.app[SERVICES].visits.report_change(request[DB], ctx.actor, ctx.staff.id,
+                                                              path_id(request, "client_id"), body.reason)
+    await request[DB].commit()
+    return ok(CheckOut.model_validate(change), status=201)
+
+
+@routes.post("/api/v1/visits/{booking_id}/itinerary")
+@staff(Role.PRACTITIONER)
+@documented("Before leaving: the visit address, expected arrival and return", body=ItineraryBody,
+            response=VisitOut)
+async def itinerary(request: web.Request) -> web.Response:
+    body = await read_body(request, ItineraryBody)
+    ctx: StaffContext = request[STAFF]
+    services = request.app[SERVICES]
+    booking_id = path_id(request, "booking_id")
+    await services.lone_working.itinerary(request[DB], ctx.actor, ctx.staff.id, booking_id, body.address,
+                                          body.expected_arrival, body.expected_return)
+    await request[DB].commit()
+    booking, visit = await services.visits.get(request[DB], booking_id)
+    return ok(await _out(request, booking, visit))
+
+
+def _lone_action(action: str, summary: str, with_reason: bool = False) -> None:
+    """Register POST /api/v1/visits/{booking_id}/<action> for one lone-working step."""
+
+    @routes.post(f"/api/v1/visits/{{booking_id}}/{action}")
+    @staff(Role.PRACTITIONER)
+    @documented(summary, body=ReasonBody if with_reason else None, response=VisitOut)
+    async def handler(request: web.Request) -> web.Response:
+        reason = (await read_body(request, ReasonBody)).reason if with_reason else None
+        ctx: StaffContext = request[STAFF]
+        services = request.app[SERVICES]
+        booking_id = path_id(request, "booking_id")
+        lone = services.lone_working
+        if action == "check-in":
+            await lone.check_in(request[DB], ctx.actor, ctx.staff.id, booking_id)
+        elif action == "check-out":
+            await lone.check_out(request[DB], ctx.actor, ctx.staff.id, booking_id)
+        elif action == "no-show":
+            await lone.no_show(request[DB], ctx.actor, ctx.staff.id, booking_id)
+        else:
+            await lone.cancel_for_safety(request[DB], ctx.actor, ctx.staff.id, booking_id, reason or "")
+        await request[DB].commit()
+        booking, visit = await services.visits.get(request[DB], booking_id)
+        return ok(await _out(request, booking, visit))
+
+    handler.__name__ = f"visit_{action.replace('-', '_')}"
+
+
+_lone_action("check-in", "Check in on arrival (refused while the visit is blocked or unauthorised)")
+_lone_action("check-out", "Check out on leaving")
+_lone_action("no-show", "No answer at the door after 5 minutes: record a no-show and leave")
+_lone_action("safety-cancel", "Cancel or leave a visit over safety, with the reason", with_reason=True)
+
+
+@routes.post("/api/v1/visits/{booking_id}/acknowledge")
+@staff(Role.MANAGER, Role.SAFEGUARDING)
+@documented("Acknowledge the overdue check-out alerts of a visit (stops escalation)", response=VisitOut)
+async def acknowledge(request: web.Request) -> web.Response:
+    ctx: StaffContext = request[STAFF]
+    services = request.app[SERVICES]
+    booking, visit = await services.visits.get(request[DB], path_id(request, "booking_id"))
+    await services.overdue.acknowledge(request[DB], ctx.actor, ctx.staff.id, visit)
+    await request[DB].commit()
+    return ok(await _out(request, booking, visit))

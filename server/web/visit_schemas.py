@@ -1,0 +1,134 @@
+"""Request and response bodies of the visits API (server/web/api_visits.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field
+
+from server.bookings.models import BookingKind
+from server.visits.models import LocationKind
+from server.web.api import Body, Out
+
+
+class ConditionsBody(Body):
+    confirmed_by: str = Field(pattern=r"^(guardian|client):\d{1,12}$")
+    parking: bool
+    accessible: bool
+    window_or_open_door: bool
+    carer_on_site: bool
+    evidence: str = Field(max_length=500)
+
+
+class VisitBody(Body):
+    kind: BookingKind
+    practitioner_id: int = Field(gt=0)
+    client_id: int = Field(gt=0)
+    starts_at: AwareDatetime
+    duration_minutes: int = Field(ge=5, le=240)
+    guardian_ids: list[int] = Field(default_factory=list, max_length=10)
+    invite_client: bool = False
+    location: LocationKind | None = None
+    address: str = Field(default="", max_length=500)
+    clients: int = Field(default=1, ge=1, le=30)
+    preferred_location_available: bool = False
+    home_reason: str | None = Field(default=None, max_length=2000)
+    conditions: ConditionsBody | None = None
+    studio_id: int | None = Field(default=None, gt=0)
+    responsible_adult: str | None = Field(default=None, max_length=200)
+
+
+class ReasonBody(Body):
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class PurposeBody(Body):
+    purpose: str = Field(min_length=5, max_length=2000)
+
+
+class ChecklistBody(Body):
+    answers: dict[str, bool]
+    note: str = Field(default="", max_length=2000)
+
+
+class ItineraryBody(Body):
+    address: str | None = Field(default=None, max_length=500)
+    expected_arrival: AwareDatetime
+    expected_return: AwareDatetime
+
+
+class AlertOut(Out):
+    stage: str
+    sent_at: datetime
+    recipients: str
+    acknowledged_by_id: int | None
+    acknowledged_at: datetime | None
+
+
+class VisitOut(Out):
+    booking_id: int
+    kind: str
+    status: str
+    practitioner_id: int
+    client_id: int
+    starts_at: datetime
+    ends_at: datetime
+    location_kind: str
+    address: str
+    studio_id: int | None
+    responsible_adult: str | None
+    home_reason: str | None
+    conditions_confirmed_by: str | None
+    evening: bool
+    evening_agreed_by_id: int | None
+    purpose: str | None
+    authorised_by_id: int | None
+    expected_arrival: datetime | None
+    expected_return: datetime | None
+    checked_in_at: datetime | None
+    checked_out_at: datetime | None
+    outcome: str | None
+    outcome_reason: str | None
+    blocked_reason: str | None
+    alerts: list[AlertOut]
+
+
+class ProposalOut(Out):
+    staff_id: int
+    name: str
+    distance_km: float
+    travel_minutes: int
+    coming_from: str
+
+
+class ExclusionOut(Out):
+    staff_id: int
+    name: str
+    reasons: list[str]
+
+
+class ProposalsOut(Out):
+    proposals: list[ProposalOut]
+    excluded: list[ExclusionOut]
+
+
+class CheckOut(Out):
+    id: int
+    client_id: int
+    booking_id: int | None
+    kind: str
+    recorded_at: datetime
+    confirmed_by_id: int | None
+    confirmed_at: datetime | None
+
+
+class TimetableEntry(Out):
+    booking_id: int
+    kind: str
+    status: str
+    practitioner_id: int
+    client_id: int
+    starts_at: datetime
+    ends_at: datetime
+    location_kind: str | None
+    attendance: str | None  # visits: held, no_show, cancelled_safety, or "checked in"

@@ -1,0 +1,5 @@
+"""Fixtures for the booking tests: a real aiosmtpd server from tests/support/smtp.py."""
+
+from tests.support.smtp import smtp_server, smtp_server_factory
+
+__all__ = ["smtp_server", "smtp_server_factory"]

@@ -1,0 +1,118 @@
+"""The check endpoints: an aiortc client probes the relay like the page does; abuse is refused."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import ClientSession, CookieJar
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.clock import FakeClock
+from server.links.models import LinkPurpose
+from server.services import Services
+from tests.support.org import Org, issue_link, sign_in
+
+DECLARATION = {"device": "family laptop", "shared_with": "Kit's older brother", "safeguarding_measures": "own account"}
+
+
+async def _holder(live_server: str, services: Services, sm: async_sessionmaker[AsyncSession],
+                  org: Org) -> tuple[ClientSession, dict[str, str]]:
+    http = ClientSession(base_url=live_server, cookie_jar=CookieJar(unsafe=True))
+    token = await issue_link(services, sm, org.booking_id, f"guardian:{org.guardian_id}", LinkPurpose.CHECK)
+    opened = await http.get(f"/l/{token}", allow_redirects=False)
+    assert opened.headers["Location"] == f"/s/{org.booking_id}/check"
+    ctx = await (await http.get(f"/s/{org.booking_id}/api/context")).json()
+    return http, {"X-CSRF-Token": ctx["csrf_token"], "Origin": live_server}
+
+
+async def probe(http: ClientSession, headers: dict[str, str], booking_id: int, drop_every: int = 0
+                ) -> dict[str, Any]:
+    """What check.js measures, from an aiortc client; ``drop_every`` loses that share of probe replies."""
+    pc = RTCPeerConnection()
+    channel = pc.createDataChannel("echo")
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await http.post(f"/s/{booking_id}/check/api/offer", json={"sdp": pc.localDescription.sdp},
+                             headers=headers)
+    assert answer.status == 200, await answer.text()
+    await pc.setRemoteDescription(RTCSessionDescription((await answer.json())["sdp"], "answer"))
+    await asyncio.wait_for(opened.wait(), 10)
+    loop = asyncio.get_running_loop()
+    replies: dict[str, float] = {}
+    seen = 0
+
+    def on_message(message: str | bytes) -> None:
+        nonlocal seen
+        if isinstance(message, str):
+            seen += 1
+            if not drop_every or seen % drop_every:
+                replies[message] = loop.time()
+
+    channel.on("message", on_message)
+    sent = {}
+    for i in range(20):
+        sent[f"p{i}"] = loop.time()
+        channel.send(f"p{i}")
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.5)
+    rtts = [(replies[k] - t) * 1000 for k, t in sent.items() if k in replies]
+    await pc.close()
+    return {"rtt_ms": sum(rtts) / max(1, len(rtts)), "jitter_ms": 1.0, "loss": 1 - len(rtts) / len(sent)}
+
+
+def results(network: dict[str, Any], up_kbps: float = 4000) -> dict[str, Any]:
+    return {"webrtc": True, "camera_width": 640, "camera_height": 480, "camera_fps": 30, "mic_peak_dbfs": -10,
+            "mic_floor_dbfs": -70, "speakers_heard": True, "up_kbps": up_kbps, "down_kbps": up_kbps,
+            "ice_path": "host", **network, **DECLARATION}
+
+
+async def test_a_probe_through_the_relay_gives_a_stored_verdict_the_practitioner_sees(
+    live_server: str, org: Org, services: Services, sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    http, headers = await _holder(live_server, services, sessionmaker, org)
+    async with http:
+        network = await probe(http, headers, org.booking_id)
+        assert network["loss"] == 0 and network["rtt_ms"] < 200
+        r = await http.post(f"/s/{org.booking_id}/check/api/results", json=results(network), headers=headers)
+        assert r.status == 201 and (await r.json())["verdict"] == "video ready"
+        lossy = await probe(http, headers, org.booking_id, drop_every=12)  # a degraded link (see docs)
+        r = await http.post(f"/s/{org.booking_id}/check/api/results", json=results(lossy, 300), headers=headers)
+        body = await r.json()
+        assert body["verdict"] == "audio only" and any("lost" in x for x in body["reasons"])
+    async with ClientSession(base_url=live_server, cookie_jar=CookieJar(unsafe=True)) as tutor:
+        await sign_in(tutor, org.email("tutor"))  # type: ignore[arg-type]
+        checks = await (await tutor.get(f"/api/v1/bookings/{org.booking_id}/checks")).json()
+        assert [c["verdict"] for c in checks] == ["audio only", "video ready"]
+        assert checks[0]["device"] == "family laptop" and checks[0]["shared_with"] == "Kit's older brother"
+    async with ClientSession(base_url=live_server, cookie_jar=CookieJar(unsafe=True)) as other:
+        await sign_in(other, org.email("tutor2"))  # type: ignore[arg-type]
+        assert (await other.get(f"/api/v1/bookings/{org.booking_id}/checks")).status == 404
+
+
+async def test_abuse_is_refused_with_clear_errors(
+    live_server: str, org: Org, services: Services, sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    http, headers = await _holder(live_server, services, sessionmaker, org)
+    async with http:
+        big = await http.post(f"/s/{org.booking_id}/check/api/offer", json={"sdp": "v=0" + "x" * 30_000},
+                              headers=headers)
+        assert big.status == 422 and "sdp" in (await big.json())["detail"]
+        media = await http.post(f"/s/{org.booking_id}/check/api/offer", json={"sdp": "v=0\r\nm=video 9 x"},
+                                headers=headers)
+        assert media.status == 422 and "data channel only" in (await media.json())["detail"]
+        for _ in range(6):
+            r = await http.post(f"/s/{org.booking_id}/check/api/results", json=results({"rtt_ms": 20, "jitter_ms": 1,
+                                                                                       "loss": 0}), headers=headers)
+            assert r.status == 201
+        many = await http.post(f"/s/{org.booking_id}/check/api/results", json=results({"rtt_ms": 20,
+                                                                                      "jitter_ms": 1, "loss": 0}),
+                               headers=headers)
+        assert many.status == 429 and "many times" in (await many.json())["detail"]
+        clock.advance(timedelta(days=2))  # the link ended with the booking
+        expired = await http.post(f"/s/{org.booking_id}/check/api/results", json=results({}), headers=headers)
+        assert expired.status in (401, 410)

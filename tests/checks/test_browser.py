@@ -1,0 +1,25 @@
+"""The whole device check in headless chromium with a fake camera and microphone: "video ready"."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser, expect
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.links.models import LinkPurpose
+from server.services import Services
+from tests.support.org import Org, issue_link
+
+
+async def test_a_guardian_runs_the_check_and_is_video_ready(
+    browser: Browser, live_server: str, org: Org, services: Services, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    token = await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}", LinkPurpose.CHECK)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{live_server}/l/{token}")
+    await page.get_by_test_id("check-device").fill("family laptop")
+    await page.get_by_test_id("check-shared").fill("nobody else")
+    await page.get_by_test_id("check-headphones").check()
+    await page.get_by_test_id("check-start").click()
+    await page.get_by_test_id("check-heard").click(timeout=15000)
+    await expect(page.get_by_test_id("check-verdict")).to_have_text("video ready", timeout=30000)
+    await expect(page.get_by_test_id("check-steps")).to_contain_text("Connection:")

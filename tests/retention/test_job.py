@@ -1,0 +1,157 @@
+"""The retention job with an injected clock: erased on time, kept while held, resumed after a crash."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.accounts.models import Staff
+from server.audit.models import AuditEvent
+from server.clock import FakeClock
+from server.errors import Gone
+from server.people.models import Client
+from server.recording.models import Recording
+from server.recording.review import ReviewService
+from server.recording.stores import FolderStore
+from server.retention.job import RetentionJob
+from server.retention.loader import load_policies
+from server.safeguarding.models import Concern, RecordingHold
+from server.services import Services
+from tests.support.org import Org
+
+POLICIES = Path(__file__).resolve().parents[2] / "storage_policies"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FolderStore:
+    return FolderStore(tmp_path / "recordings")
+
+
+@pytest.fixture
+def job(services: Services, clock: FakeClock, store: FolderStore, tmp_path: Path) -> RetentionJob:
+    return RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
+
+
+async def record(sm: async_sessionmaker[AsyncSession], store: FolderStore, org: Org, clock: FakeClock) -> uuid.UUID:
+    """A stored recording of org.booking_id with two sealed chunks (the bytes do not matter here)."""
+    rid = uuid.uuid4()
+    async with sm() as s:
+        s.add(Recording(id=rid, booking_id=org.booking_id, status="stopped", key_scheme="x25519", key_id="k",
+                        wrapped_key=b"wrapped", header=b"header", store_key=str(rid), started_by="staff:1",
+                        started_at=clock.now(), ended_at=clock.now()))
+        await s.commit()
+    for index in range(2):
+        await store.put_chunk(rid, index, b"sealed chunk")
+    return rid
+
+
+async def state(sm: async_sessionmaker[AsyncSession], rid: uuid.UUID) -> Recording:
+    async with sm() as s:
+        row = await s.get(Recording, rid)
+        assert row is not None
+        return row
+
+
+async def test_a_tuition_recording_is_erased_28_days_after_the_session(
+    job: RetentionJob, store: FolderStore, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    clock.advance(timedelta(hours=1))  # the session takes place
+    rid = await record(sessionmaker, store, org, clock)
+    assert await job.run(sessionmaker) == []
+    row = await state(sessionmaker, rid)
+    assert row.policy_id == "tuition-monitoring" and row.erase_at is not None
+    assert row.erase_at.date() == date(2026, 12, 21)  # 23 Nov + 28 days
+    clock.set(row.erase_at - timedelta(hours=2))
+    assert await job.run(sessionmaker, dry_run=True) == []
+    clock.advance(timedelta(hours=3))
+    planned = await job.run(sessionmaker, dry_run=True)
+    assert [d.action for d in planned] == ["erase"] and await store.exists(rid)  # a dry run changes nothing
+    done = await job.run(sessionmaker)
+    assert [(d.recording_id, d.action) for d in done] == [(str(rid), "erase")]
+    row = await state(sessionmaker, rid)
+    assert row.wrapped_key is None and row.erased_at is not None  # crypto-shredded
+    assert not await store.exists(rid)
+    async with sessionmaker() as s:
+        erased = (await s.execute(select(AuditEvent).where(AuditEvent.action == "recording.erased"))).scalar_one()
+    assert erased.target == f"recording:{rid}" and "tuition-monitoring" in erased.details
+    assert await job.run(sessionmaker) == []  # idempotent
+    review = ReviewService(store, wrapper=None, audit=job.audit)  # type: ignore[arg-type]  # never unwraps here
+    async with sessionmaker() as s:
+        with pytest.raises(Gone, match="erased on 2026-12-21 under the tuition-monitoring policy"):
+            await review.get(s, rid)
+
+
+async def test_a_hold_keeps_a_recording_past_its_date_until_lifted(
+    job: RetentionJob, store: FolderStore, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    clock.advance(timedelta(hours=1))
+    rid = await record(sessionmaker, store, org, clock)
+    async with sessionmaker() as s:
+        concern = Concern(category="other", details="x", raised_by=f"staff:{org.safeguarding_id}",
+                          raised_by_staff_id=org.safeguarding_id, booking_id=org.booking_id, client_id=org.child_id,
+                          raised_at=clock.now(), discuss_by=clock.now() + timedelta(days=1))
+        s.add(concern)
+        await s.flush()
+        s.add(RecordingHold(concern_id=concern.id, booking_id=org.booking_id, reason="evidence",
+                            placed_by_id=org.safeguarding_id, placed_at=clock.now()))
+        await s.commit()
+    clock.advance(timedelta(days=60))
+    assert [d.action for d in await job.run(sessionmaker)] == []  # the safeguarding policy now applies: years
+    assert (await state(sessionmaker, rid)).policy_id == "safeguarding-concern"
+    async with sessionmaker() as s:
+        hold = (await s.execute(select(RecordingHold))).scalar_one()
+        hold.lifted_at, hold.lifted_by_id = clock.now(), org.safeguarding_id
+        await s.commit()
+    done = await job.run(sessionmaker)
+    assert [d.action for d in done] == ["erase"] and not await store.exists(rid)
+
+
+async def test_a_childs_therapy_recording_follows_the_birthday_rule(
+    job: RetentionJob, store: FolderStore, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessionmaker() as s:
+        tutor = await s.get(Staff, org.tutor_id)
+        assert tutor is not None
+        tutor.is_therapist, tutor.hcpc_number = True, "AS12345"
+        await s.commit()
+        child = await s.get(Client, org.child_id)
+        assert child is not None
+        born = child.date_of_birth
+    clock.advance(timedelta(hours=1))
+    rid = await record(sessionmaker, store, org, clock)
+    await job.run(sessionmaker)
+    row = await state(sessionmaker, rid)
+    assert row.policy_id == "therapy-children"
+    assert row.erase_at is not None and row.erase_at.date() == date(born.year + 25, born.month, born.day)
+    async with sessionmaker() as s:  # a corrected date of birth moves the date in the same run
+        child = await s.get(Client, org.child_id)
+        assert child is not None
+        child.date_of_birth = born - timedelta(days=365 * 2)
+        await s.commit()
+    await job.run(sessionmaker)
+    assert (await state(sessionmaker, rid)).erase_at.date().year == born.year + 23  # type: ignore[union-attr]
+
+
+async def test_a_crash_between_shredding_and_deleting_is_finished_by_the_next_run(
+    job: RetentionJob, store: FolderStore, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock.advance(timedelta(hours=1))
+    rid = await record(sessionmaker, store, org, clock)
+    clock.advance(timedelta(days=29))
+
+    async def crash(recording_id: uuid.UUID) -> int:
+        raise OSError("the process died here")
+
+    monkeypatch.setattr(store, "delete_recording", crash)
+    with pytest.raises(OSError):
+        await job.run(sessionmaker)
+    assert (await state(sessionmaker, rid)).wrapped_key is None and await store.exists(rid)
+    monkeypatch.undo()
+    done = await job.run(sessionmaker)
+    assert [d.action for d in done] == ["finish_erasure"] and not await store.exists(rid)

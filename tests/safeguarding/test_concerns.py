@@ -1,0 +1,129 @@
+"""Concerns (policies/004_*, 001_*): anyone raises one, few may read it, 24 hours to discuss, holds on recordings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.audit.models import AuditEvent
+from server.clock import FakeClock
+from server.mail.models import OutboxMessage
+from server.safeguarding.models import Concern, ConcernCategory
+from server.safeguarding.services import SafeguardingService
+from server.safeguarding.watch import watch_once
+from server.services import Services
+from tests.support.org import Org, issue_link
+from tests.support.visits import People
+
+CONCERN = {"category": "neglect", "details": "Child arrived hungry and cold for the third week running."}
+
+
+async def test_a_concern_is_seen_only_by_safeguarding_managers_and_its_raiser(people: People, org: Org) -> None:
+    status, concern = await people.post("tutor", "/api/v1/concerns", CONCERN | {"booking_id": org.booking_id})
+    assert status == 201 and concern["client_id"] == org.child_id
+    path = f"/api/v1/concerns/{concern['id']}"
+    for reader in ("tutor", "manager", "safeguarding"):
+        status, seen = await people.get(reader, path)
+        assert status == 200 and seen["details"] == CONCERN["details"], reader
+    for outsider in ("tutor2", "admin"):
+        status, _ = await people.get(outsider, path)
+        assert status == 404, outsider
+        status, listed = await people.get(outsider, "/api/v1/concerns")
+        assert listed == [], outsider
+    status, listed = await people.get("manager", "/api/v1/concerns")
+    assert [c["id"] for c in listed] == [concern["id"]]
+
+
+async def test_the_categories_are_those_of_the_policy(people: People) -> None:
+    assert {"neglect", "radicalisation", "fgm", "online_abuse", "allegation_against_staff"} <= {
+        c.value for c in ConcernCategory}
+    status, problem = await people.post("tutor", "/api/v1/concerns", CONCERN | {"category": "gossip"})
+    assert status == 422 and problem["field"] == "category"
+
+
+async def test_a_parent_raises_a_concern_through_their_link_and_gets_a_receipt_not_the_record(
+        client: TestClient, org: Org, services: Services, sessionmaker: async_sessionmaker[AsyncSession],
+        people: People) -> None:
+    token = await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}")
+    parent = await people.new_client()  # a browser of its own: the parent is not signed in as staff
+    opened = await parent.get(f"/l/{token}", allow_redirects=False)
+    assert opened.status == 303
+    context = await (await parent.get(f"/s/{org.booking_id}/api/context")).json()
+    response = await parent.post(f"/s/{org.booking_id}/api/concern", json=CONCERN | {"category": "bullying"},
+                                 headers={"X-CSRF-Token": context["csrf_token"]})
+    assert response.status == 201, await response.text()
+    receipt = await response.json()
+    assert "details" not in receipt and "safeguarding lead" in receipt["message"]
+    assert "Childline" in receipt["message"] and "CEOP" in receipt["message"]  # policies/000_*: other routes
+    status, concern = await people.get("safeguarding", f"/api/v1/concerns/{receipt['id']}")
+    assert concern["raised_by"] == f"guardian:{org.guardian_id}" and concern["booking_id"] == org.booking_id
+    response = await parent.post(f"/s/{org.booking_id}/api/concern", json=CONCERN)
+    assert response.status == 403  # no CSRF token
+
+
+async def test_a_concern_not_discussed_within_24_hours_is_escalated_once(
+        people: People, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    _, late = await people.post("tutor", "/api/v1/concerns", CONCERN)
+    _, on_time = await people.post("tutor", "/api/v1/concerns", CONCERN | {"category": "bullying"})
+    assert datetime.fromisoformat(late["discuss_by"]) == clock.now() + timedelta(hours=24)
+    clock.advance(timedelta(hours=23))
+    status, discussed = await people.post("manager", f"/api/v1/concerns/{on_time['id']}/discussed",
+                                          {"note": "Spoke with the tutor; monitoring."})
+    assert status == 200 and discussed["discussed_with_id"] == org.manager_id
+    assert (await watch_once(services, sessionmaker)).concerns_escalated == 0
+    clock.advance(timedelta(hours=1))
+    assert (await watch_once(services, sessionmaker)).concerns_escalated == 1
+    restarted = SafeguardingService(services.settings, clock, services.audit)
+    assert await restarted.escalate_due(sessionmaker) == 0
+    async with sessionmaker() as s:
+        mails = (await s.execute(select(OutboxMessage.recipient).where(OutboxMessage.kind == "staff_alert"))
+                 ).scalars().all()
+        escalated = (await s.execute(select(AuditEvent).where(AuditEvent.action == "concern.escalated"))
+                     ).scalar_one()
+    assert sorted(mails) == ["manager@school.example.org", "safeguarding@school.example.org"]
+    assert escalated.target == f"concern:{late['id']}"
+    _, seen = await people.get("safeguarding", f"/api/v1/concerns/{late['id']}")
+    assert seen["escalated_at"] is not None and seen["discussed_at"] is None
+
+
+async def test_a_concern_places_and_lifts_a_hold_on_recordings(
+        people: People, org: Org, services: Services, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    _, concern = await people.post("tutor", "/api/v1/concerns", CONCERN | {"booking_id": org.booking_id})
+    status, _ = await people.post("manager", f"/api/v1/concerns/{concern['id']}/holds", {"reason": "evidence"})
+    assert status == 403  # the safeguarding lead places holds
+    status, hold = await people.post("safeguarding", f"/api/v1/concerns/{concern['id']}/holds",
+                                     {"reason": "keep the session recording as evidence"})
+    assert status == 201 and hold["booking_id"] == org.booking_id
+    async with sessionmaker() as s:
+        assert await SafeguardingService.held(s, org.booking_id)
+    status, lifted = await people.post("safeguarding", f"/api/v1/holds/{hold['id']}/lift",
+                                       {"reason": "case closed by the local authority"})
+    assert status == 200 and lifted["lifted_at"] is not None
+    async with sessionmaker() as s:
+        assert not await SafeguardingService.held(s, org.booking_id)
+        actions = (await s.execute(select(AuditEvent.action).where(AuditEvent.target == f"concern:{concern['id']}"))
+                   ).scalars().all()
+    assert {"concern.raised", "recording.hold_placed", "recording.hold_lifted"} <= set(actions)
+
+
+async def test_a_parent_uses_the_concern_page_from_their_link(
+        browser: Browser, live_server: str, org: Org, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    token = await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}")
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    page = await context.new_page()
+    await page.goto(f"{live_server}/l/{token}")
+    await page.goto(f"{live_server}/s/{org.booking_id}/concern")
+    await page.get_by_test_id("concern-category").select_option("home_visit_issue")
+    await page.get_by_test_id("concern-details").fill("The tutor asked my son to move to his bedroom.")
+    await page.get_by_test_id("concern-submit").click()
+    await expect(page.get_by_test_id("concern-receipt")).to_contain_text("safeguarding lead")
+    async with sessionmaker() as s:
+        concern = (await s.execute(select(Concern))).scalar_one()
+    assert concern.category == "home_visit_issue" and concern.raised_by == f"guardian:{org.guardian_id}"
+    await context.close()

@@ -1,0 +1,1 @@
+"""Real local servers for tests (SMTP, S3), started on loopback inside the test process."""
