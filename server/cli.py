@@ -73,8 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--dry-run", action="store_true", help="only print what is due")
     run_parser.add_argument("--json", action="store_true", help="print one JSON list")
 
-    gdpr = sub.add_parser("gdpr", help="data protection: records of processing")
+    gdpr = sub.add_parser("gdpr", help="data protection: subject access, erasure, records of processing")
     gdpr_sub = gdpr.add_subparsers(dest="gdpr_command", required=True, metavar="ACTION")
+    export = gdpr_sub.add_parser("export", help="write a client's subject access bundle, recordings decrypted "
+                                 "(audited)")
+    export.add_argument("--client", type=int, required=True, metavar="ID", help="the client's id")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the ZIP file to write (new)")
+    erase = gdpr_sub.add_parser("erase", help="erase what may be erased about a client; say what is kept and "
+                                "until when")
+    erase.add_argument("--client", type=int, required=True, metavar="ID", help="the client's id")
+    erase.add_argument("--dry-run", action="store_true", help="only say what would be erased and kept")
     record = gdpr_sub.add_parser("processing-record", help="print the Art. 30 record from storage_policies/")
     record.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -225,6 +233,34 @@ def _retention_run(settings: Settings, dry_run: bool, as_json: bool) -> int:
     return asyncio.run(_with_services(settings, work))
 
 
+def _gdpr(settings: Settings, args: argparse.Namespace) -> int:
+    from server.gdpr import ClientErasure, SubjectAccess
+    from server.recording.review import ReviewService
+    from server.recording.setup import store_from_settings, wrapper_from_settings
+    from server.retention.running import job_from_settings
+
+    async def work(services: Services, session: Any) -> int:
+        actor = Actor("cli", "cli")
+        if args.gdpr_command == "export":
+            review = ReviewService(store_from_settings(settings), wrapper_from_settings(settings, can_unwrap=True),
+                                   services.audit)
+            access = SubjectAccess(review, job_from_settings(settings, services.clock, services.audit).policies,
+                                   services.audit, services.clock, settings.organisation)
+            bundle = await access.export(session, actor, args.client, args.out)
+            print(f"wrote {bundle.path}: {bundle.recordings} recording(s) decrypted; withheld for the "
+                  f"safeguarding lead: {', '.join(bundle.withheld) or 'nothing'}")
+            if bundle.unreadable:
+                print(f"could not read recording(s) {', '.join(bundle.unreadable)}: see recordings.json")
+            return 0
+        erasure = ClientErasure(job_from_settings(settings, services.clock, services.audit), services.links,
+                                services.audit, services.clock)
+        report = await erasure.erase(make_sessionmaker(session.bind), actor, args.client, dry_run=args.dry_run)
+        print("\n".join(report.lines()))
+        return 0
+
+    return asyncio.run(_with_services(settings, work))
+
+
 def _processing_record(settings: Settings, as_json: bool) -> int:
     from server.retention.loader import load_policies
     from server.retention.processing_record import processing_record, processing_record_dict
@@ -270,8 +306,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _rotate_keys(settings, args.retire)
     if args.command == "retention":
         return _retention_run(settings, args.dry_run, args.json)
-    if args.command == "gdpr":
+    if args.command == "gdpr" and args.gdpr_command == "processing-record":
         return _processing_record(settings, args.json)
+    if args.command == "gdpr":
+        return _gdpr(settings, args)
     raise CommandError(f"unknown command {args.command}")
 
 

@@ -136,6 +136,7 @@ async def run_demo(services: Services, session: AsyncSession) -> dict[str, Any]:
         "base_url": services.settings.public_url,
         "login_url": f"{services.settings.public_url}/login",
         "booking_id": booking.id,
+        "client_id": child.id,  # for `duet gdpr export --client` and `duet gdpr erase --client`
         "starts_at": booking.starts_at.isoformat(),
         "practitioner_join_url": services.links.url(practitioner_token),
         "guardian_join_url": services.links.url(guardian_token),

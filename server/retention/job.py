@@ -128,7 +128,8 @@ class RetentionJob:
                 await self._list_for_review(sessionmaker, item)
         return due
 
-    async def erase(self, sessionmaker: async_sessionmaker[AsyncSession], recording_id: uuid.UUID) -> None:
+    async def erase(self, sessionmaker: async_sessionmaker[AsyncSession], recording_id: uuid.UUID, *,
+                    reason: str = "erase date reached") -> None:
         """Destroy the wrapped key (audited), then delete every chunk from the store and the spool."""
         async with sessionmaker() as session:
             rec = await session.get(Recording, recording_id)
@@ -136,7 +137,7 @@ class RetentionJob:
                 rec.wrapped_key = None
                 rec.erased_at = self.clock.now()
                 await self.audit.record(session, ACTOR, "recording.erased", f"recording:{rec.id}", {
-                    "booking": rec.booking_id, "policy": rec.policy_id,
+                    "booking": rec.booking_id, "policy": rec.policy_id, "reason": reason,
                     "erase_on": rec.erase_at.date().isoformat() if rec.erase_at else None})
                 await session.commit()
         await self.store.delete_recording(recording_id)

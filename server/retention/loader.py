@@ -22,6 +22,7 @@ from server.retention.policies import (
     AgeBand,
     Anchor,
     AtEnd,
+    ErasureRequest,
     LawfulBasis,
     Match,
     Period,
@@ -53,7 +54,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 # UK GDPR Art. 6(1)(a)-(f) and Art. 9(2)(a)-(j).
 _ART6 = re.compile(r"^6\(1\)\([a-f]\)$")
 _ART9 = re.compile(r"^9\(2\)\([a-j]\)$")
-_TOP = {"purpose", "applies_to", "retention", "lawful_basis", "access", "data", "review"}
+_TOP = {"purpose", "applies_to", "retention", "lawful_basis", "erasure_request", "access", "data", "review"}
 _PERIOD_KEYS = {"after", "years", "months", "days", "when_age_at_last_session"}
 
 
@@ -233,6 +234,18 @@ def _lawful_basis(r: _Reader, data: Mapping[str, Any], kinds: frozenset[Recordin
     )
 
 
+def _erasure_request(r: _Reader, data: Mapping[str, Any]) -> ErasureRequest:
+    t = r.table(data, "erasure_request", {"action", "reason"})
+    action = r.need_text(t, "action", "erasure_request")
+    if action not in ("erase", "keep"):
+        raise r.fail("erasure_request.action", f"{action!r} is not 'erase' or 'keep'")
+    reason = r.need_text(t, "reason", "erasure_request")
+    if action == "keep" and "17(3)" not in reason:
+        raise r.fail("erasure_request.reason", "name the UK GDPR Art. 17(3) exemption that allows keeping, "
+                     "such as 'Art. 17(3)(b)'")
+    return ErasureRequest(erase=action == "erase", reason=reason)
+
+
 def _review_date(r: _Reader, t: Mapping[str, Any]) -> date:
     value = t.get("next_review")
     if value is None:
@@ -286,6 +299,7 @@ def parse_policy(file: str, text: str) -> Policy:
         applies_to=match,
         retention=_retention(r, data),
         lawful_basis=_lawful_basis(r, data, match.kinds),
+        erasure_request=_erasure_request(r, data),
         access_roles=roles,
         data_subjects=r.texts(d, "subjects", "data"),
         data_categories=r.texts(d, "categories", "data"),

@@ -136,6 +136,19 @@ class LawfulBasis:
 
 
 @dataclass(frozen=True)
+class ErasureRequest:
+    """What a person's request for erasure (UK GDPR Art. 17) does to recordings kept for this purpose.
+
+    Decided per purpose by the data protection officer, not by whoever runs the command: ``erase`` means
+    no exemption applies once no hold is in place; ``keep`` names the Art. 17(3) exemption in ``reason``
+    and the recording stays until its erase date.
+    """
+
+    erase: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class Policy:
     """One purpose of processing, loaded from one file."""
 
@@ -147,6 +160,7 @@ class Policy:
     applies_to: Match
     retention: RetentionRule
     lawful_basis: LawfulBasis
+    erasure_request: ErasureRequest
     access_roles: tuple[str, ...]
     data_subjects: tuple[str, ...]
     data_categories: tuple[str, ...]

@@ -65,6 +65,10 @@ def _purpose_dict(p: Policy) -> dict[str, Any]:
             "article_9_reason": lb.article_9_reason,
             "dpa_2018_condition": lb.dpa_2018_condition,
         },
+        "erasure_on_request": {
+            "action": "erase" if p.erasure_request.erase else "keep",
+            "reason": p.erasure_request.reason,
+        },
         "next_review": p.next_review.isoformat(),
         "sources": list(p.sources),
         "policy_file": p.source_file,
@@ -114,7 +118,9 @@ def processing_record(policies: PolicySet, controller: str = "") -> str:
             lines.append(f"   Special category condition: Art. {lb['article_9']}: {lb['article_9_reason']}")
         if lb["dpa_2018_condition"]:
             lines.append(f"   DPA 2018 condition: {lb['dpa_2018_condition']}")
+        er = p["erasure_on_request"]
         lines += [
+            f"   On a request for erasure: {'erased' if er['action'] == 'erase' else 'kept'}: {er['reason']}",
             f"   Sources: {'; '.join(p['sources'])}",
             f"   Next review: {p['next_review']} (file {p['policy_file']})",
             "",

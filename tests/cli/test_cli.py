@@ -139,3 +139,18 @@ def test_recording_list_and_a_clear_error_for_an_unknown_export(env: dict[str, s
                    "--reason", "subject access request 7", env=env)
     assert missing.returncode == 1 and "There is no recording" in missing.stderr
     assert not (tmp_path / "x.webm").exists()
+
+
+def test_gdpr_export_and_erase_explain_themselves(env: dict[str, str], tmp_path: Path) -> None:
+    demo = json.loads(duet("demo", "--json", env=env).stdout)
+    client = str(demo["client_id"])
+    out = tmp_path / "sar.zip"
+    exported = duet("gdpr", "export", "--client", client, "--out", str(out), env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert "0 recording(s) decrypted" in exported.stdout and out.exists()
+    again = duet("gdpr", "export", "--client", client, "--out", str(out), env=env)
+    assert again.returncode == 1 and "already exists" in again.stderr and again.stderr.count("\n") == 1
+    unknown = duet("gdpr", "erase", "--client", "999", env=env)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "duet: There is no client with id 999."
+    booked = duet("gdpr", "erase", "--client", client, "--dry-run", env=env)
+    assert booked.returncode == 1 and "Cancel them first; nothing was erased" in booked.stderr

@@ -38,6 +38,10 @@ article_6_reason = "Public task."
 article_9 = "9(2)(h)"
 article_9_reason = "Health care."
 
+[erasure_request]
+action = "erase"
+reason = "No exemption applies."
+
 [access]
 roles = ["manager"]
 
@@ -172,6 +176,11 @@ def test_minimal_good_file_loads(tmp_path: Path) -> None:
             "must be a non-empty list",
         ),
         ('[access]\nroles = ["manager"]', "", "access", "missing table"),
+        ('action = "erase"', 'action = "archive"', "erasure_request.action", "not 'erase' or 'keep'"),
+        ('action = "erase"', 'action = "keep"', "erasure_request.reason", "Art. 17(3) exemption"),
+        ('reason = "No exemption applies."', "", "erasure_request.reason", "missing field"),
+        ('[erasure_request]\naction = "erase"\nreason = "No exemption applies."\n', "", "erasure_request",
+         "missing table"),
     ],
 )
 def test_each_mistake_names_file_field_and_reason(
