@@ -110,7 +110,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
         spool = spool_from_settings(settings, store, media_clock)
         spool.start()
         service = RecordingService(media_clock, app[SERVICES].audit, app[SERVICES].consent,
-                                   wrapper_from_settings(settings), spool)
+                                   wrapper_from_settings(settings), spool, app[SERVICES].erase_dates)
         await service.recover(app[SESSIONMAKER])  # a crash left nothing "active"
         app[REVIEW] = ReviewService(store, wrapper_from_settings(settings, can_unwrap=True), app[SERVICES].audit)
         app[RECORDING] = LiveRecording(app[HUB], service, app[SERVICES].consent, app[SESSIONMAKER], clock, settings)

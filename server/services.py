@@ -15,6 +15,7 @@ from server.consent.services import ConsentService
 from server.keys import AppKeys
 from server.links.service import LinkService
 from server.people.services import PeopleService
+from server.retention.dates import EraseDates
 from server.safeguarding.services import SafeguardingService
 from server.visits.lonework import LoneWorking, OverdueAlerts
 from server.visits.services import VisitService
@@ -36,6 +37,7 @@ class Services:
     overdue: OverdueAlerts
     safeguarding: SafeguardingService
     consent: ConsentService
+    erase_dates: EraseDates
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, keys: AppKeys) -> Services:
@@ -44,6 +46,7 @@ class Services:
         links = LinkService(settings, clock, audit, keys)
         bookings = BookingService(clock, audit, BookingNotifier(settings, clock, links))
         visits = VisitService(settings, clock, audit, bookings)
+        erase_dates = EraseDates(settings.storage_policies, clock, audit, settings.time_zone)
         return cls(
             settings=settings, clock=clock, keys=keys, audit=audit, logins=logins,
             staff=StaffService(clock, audit, keys, logins),
@@ -51,6 +54,8 @@ class Services:
             bookings=bookings,
             links=links,
             visits=visits, lone_working=LoneWorking(clock, audit, visits),
-            overdue=OverdueAlerts(settings, clock, audit), safeguarding=SafeguardingService(settings, clock, audit),
+            overdue=OverdueAlerts(settings, clock, audit),
+            safeguarding=SafeguardingService(settings, clock, audit, erase_dates),
             consent=ConsentService(clock, audit, settings.organisation, settings.storage_policies),
+            erase_dates=erase_dates,
         )

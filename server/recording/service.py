@@ -31,6 +31,7 @@ from server.recording.muxer import Track
 from server.recording.recorder import Recorder
 from server.recording.spool import Spool
 from server.recording.writer import SealedWriter, begin_recording
+from server.retention.dates import EraseDates
 
 LIVE = (RecordingStatus.ACTIVE.value, RecordingStatus.PAUSED.value)
 
@@ -43,8 +44,9 @@ class _Live:
 
 class RecordingService:
     def __init__(self, clock: Clock, audit: AuditLog, consent: ConsentService, wrapper: KeyWrapper,
-                 spool: Spool) -> None:
+                 spool: Spool, erase_dates: EraseDates) -> None:
         self._clock = clock
+        self._erase_dates = erase_dates
         self._audit = audit
         self._consent = consent
         self._wrapper = wrapper
@@ -83,6 +85,9 @@ class RecordingService:
                     started_by=actor.ref, started_at=self._clock.now()))
                 await self._audit.record(session, actor, "recording.started", f"booking:{booking_id}", {
                     "recording_id": str(rid), "people": sorted(p.subject for p in present if p.publishing)})
+                await session.flush()
+                # Its erase date from the start; this session also moves the client's other therapy dates.
+                await self._erase_dates.refresh_booking(session, booking_id)
                 await session.commit()
             # people counted by the gate but without tracks of their own (a child on the family's camera)
             publishers = sorted({p.subject for p in present if p.publishing and p.subject in room.participants})

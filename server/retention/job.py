@@ -14,26 +14,21 @@ import asyncio
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.accounts.models import Staff
-from server.audit.log import Actor, AuditLog
-from server.bookings.models import Booking, BookingStatus
+from server.audit.log import AuditLog
 from server.clock import Clock
-from server.people.models import Client
 from server.recording.models import Recording
 from server.recording.stores import RecordingStore
-from server.retention.policies import AtEnd, PolicySet, ProvisionType, RecordingKind
-from server.retention.rules import RecordingFacts, choose_policy, erase_date
-from server.safeguarding.models import RecordingHold
+from server.retention.dates import ACTOR, EraseDates
+from server.retention.policies import AtEnd, PolicySet
 
 Action = Literal["erase", "review", "held", "finish_erasure"]
-ACTOR = Actor("system", "retention")
 
 
 @dataclass(frozen=True)
@@ -48,54 +43,15 @@ class Due:
 class RetentionJob:
     def __init__(self, policies: PolicySet, clock: Clock, audit: AuditLog, store: RecordingStore,
                  spool_root: Path, zone_name: str = "Europe/London") -> None:
+        self.dates = EraseDates(policies, clock, audit, zone_name)
         self.policies, self.clock, self.audit, self.store = policies, clock, audit, store
         self.spool_root = spool_root
-        from zoneinfo import ZoneInfo
-
-        self.zone = ZoneInfo(zone_name)
 
     def today(self) -> date:
-        return self.clock.now().astimezone(self.zone).date()
-
-    # ---- facts and dates ------------------------------------------------------------------
-    async def _active_hold(self, session: AsyncSession, booking: Booking) -> bool:
-        found = await session.scalar(select(func.count()).select_from(RecordingHold).where(
-            RecordingHold.lifted_at.is_(None),
-            or_(RecordingHold.booking_id == booking.id, RecordingHold.client_id == booking.client_id)))
-        return bool(found)
-
-    async def facts(self, session: AsyncSession, recording: Recording) -> tuple[RecordingFacts, bool]:
-        """The facts retention depends on, and whether a hold keeps the recording now."""
-        booking = await session.get(Booking, recording.booking_id)
-        assert booking is not None  # noqa: S101  (a foreign key)
-        client = await session.get(Client, booking.client_id)
-        practitioner = await session.get(Staff, booking.practitioner_id)
-        assert client is not None and practitioner is not None  # noqa: S101  (foreign keys)
-        session_day = booking.starts_at.astimezone(self.zone).date()
-        last = await session.scalar(select(func.max(Booking.starts_at)).where(
-            Booking.client_id == client.id, Booking.status != BookingStatus.CANCELLED,
-            Booking.starts_at <= self.clock.now()))
-        last_day = max(session_day, last.astimezone(self.zone).date() if last else session_day)
-        held = await self._active_hold(session, booking)
-        return RecordingFacts(
-            kind=RecordingKind.THERAPY if practitioner.is_therapist else RecordingKind.TUITION,
-            provision=ProvisionType.BLENDED,  # live video and audio are the remote part of blended provision
-            session_date=session_day, client_birth_date=client.date_of_birth, last_session_date=last_day,
-            flagged_for_safeguarding=held,
-        ), held
+        return self.dates.today()
 
     async def refresh(self, session: AsyncSession, recording: Recording) -> tuple[date | None, bool]:
-        """Recompute one recording's policy and erase date; audit a change. Returns (date, held)."""
-        facts, held = await self.facts(session, recording)
-        policy = choose_policy(self.policies, facts)
-        day = erase_date(policy, facts)
-        when = datetime.combine(day, time(0), self.zone).astimezone(UTC) if day else None
-        if (recording.policy_id, recording.erase_at) != (policy.id, when):
-            await self.audit.record(session, ACTOR, "recording.erase_date_set", f"recording:{recording.id}", {
-                "policy": policy.id, "erase_on": day.isoformat() if day else None,
-                "previous": recording.erase_at.isoformat() if recording.erase_at else None})
-            recording.policy_id, recording.erase_at = policy.id, when
-        return day, held
+        return await self.dates.refresh(session, recording)
 
     # ---- the run ------------------------------------------------------------------------------
     async def run(self, sessionmaker: async_sessionmaker[AsyncSession], *, dry_run: bool = False) -> list[Due]:

@@ -23,6 +23,7 @@ from server.links.models import AccessLink
 from server.mail import messages
 from server.mail.outbox import enqueue
 from server.people.models import Client, Guardian
+from server.retention.dates import EraseDates
 from server.safeguarding.models import Concern, ConcernCategory, RecordingHold
 from server.visits.rules import CONCERN_DISCUSS_WITHIN, concern_overdue
 
@@ -38,8 +39,9 @@ class NewConcern:
 
 
 class SafeguardingService:
-    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog) -> None:
+    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, erase_dates: EraseDates) -> None:
         self._settings = settings
+        self._erase_dates = erase_dates  # a hold switches recordings to the safeguarding policy, lifting back
         self._clock = clock
         self._audit = audit
         self._org = messages.Organisation(settings.organisation, settings.mail_from)
@@ -145,6 +147,7 @@ class SafeguardingService:
         await self._audit.record(session, actor, "recording.hold_placed", f"concern:{concern.id}",
                                  {"hold_id": hold.id, "booking_id": booking_id, "client_id": client_id,
                                   "reason": reason})
+        await self._refresh_dates(session, hold)
         return hold
 
     async def lift_hold(self, session: AsyncSession, actor: Actor, staff: Staff, hold_id: int,
@@ -157,7 +160,15 @@ class SafeguardingService:
         hold.lifted_by_id, hold.lifted_at = staff.id, self._clock.now()
         await self._audit.record(session, actor, "recording.hold_lifted", f"concern:{hold.concern_id}",
                                  {"hold_id": hold.id, "reason": reason})
+        await session.flush()
+        await self._refresh_dates(session, hold)
         return hold
+
+    async def _refresh_dates(self, session: AsyncSession, hold: RecordingHold) -> None:
+        if hold.client_id is not None:
+            await self._erase_dates.refresh_client(session, hold.client_id)
+        elif hold.booking_id is not None:
+            await self._erase_dates.refresh_booking(session, hold.booking_id)
 
     @staticmethod
     async def held(session: AsyncSession, booking_id: int) -> bool:

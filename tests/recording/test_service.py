@@ -47,7 +47,8 @@ async def test_gate_one_recorder_pause_on_a_new_publisher_and_crash_recovery(
     keys.ensure()
     spool = Spool(tmp_path / "spool", store, clock)
     spool.start()
-    recordings = RecordingService(clock, services.audit, services.consent, keys.public_wrapper(), spool)
+    recordings = RecordingService(clock, services.audit, services.consent, keys.public_wrapper(), spool,
+                                  services.erase_dates)
     room = relay.room(f"booking-{org.booking_id}")
     a, b = Peer(tutor, tag=1, tone=440), Peer(child, tag=2, tone=880)
     present = [Presence(tutor, True), Presence(child, True), Presence(f"staff:{org.safeguarding_id}", False)]
@@ -65,6 +66,10 @@ async def test_gate_one_recorder_pause_on_a_new_publisher_and_crash_recovery(
             await s.commit()
 
         first = await recordings.start(sessionmaker, SETUP, org.booking_id, day, present, room)
+        async with sessionmaker() as s:  # the erase date is set as the recording is made, not a day later
+            made = await s.get(Recording, first)
+            assert made is not None and made.policy_id == "tuition-monitoring"
+            assert made.erase_at is not None and (made.erase_at.date() - day).days == 28
         with pytest.raises(Conflict):
             await recordings.start(sessionmaker, SETUP, org.booking_id, day, present, room)
         await asyncio.sleep(2.0)
@@ -84,7 +89,8 @@ async def test_gate_one_recorder_pause_on_a_new_publisher_and_crash_recovery(
         clock.advance(2.1)  # the 2 s sealing tick (on the injected clock) seals what was muxed so far
         await asyncio.sleep(0.3)
         await recordings.close()  # the process dies: no final chunk
-        after_crash = RecordingService(clock, services.audit, services.consent, keys.public_wrapper(), spool)
+        after_crash = RecordingService(clock, services.audit, services.consent, keys.public_wrapper(), spool,
+                                  services.erase_dates)
         assert await after_crash.recover(sessionmaker) == [second]
         await asyncio.wait_for(spool.wait_idle(), 10)
     finally:

@@ -78,7 +78,7 @@ async def test_a_concern_not_discussed_within_24_hours_is_escalated_once(
     assert (await watch_once(services, sessionmaker)).concerns_escalated == 0
     clock.advance(timedelta(hours=1))
     assert (await watch_once(services, sessionmaker)).concerns_escalated == 1
-    restarted = SafeguardingService(services.settings, clock, services.audit)
+    restarted = SafeguardingService(services.settings, clock, services.audit, services.erase_dates)
     assert await restarted.escalate_due(sessionmaker) == 0
     async with sessionmaker() as s:
         mails = (await s.execute(select(OutboxMessage.recipient).where(OutboxMessage.kind == "staff_alert"))
