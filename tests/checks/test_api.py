@@ -2,72 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import ClientSession, CookieJar
-from aiortc import RTCPeerConnection, RTCSessionDescription
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.clock import FakeClock
 from server.links.models import LinkPurpose
 from server.services import Services
 from tests.support.org import Org, issue_link, sign_in
-
-DECLARATION = {"device": "family laptop", "shared_with": "Kit's older brother", "safeguarding_measures": "own account"}
+from tests.support.probe_client import open_check_link, probe, results
 
 
 async def _holder(live_server: str, services: Services, sm: async_sessionmaker[AsyncSession],
                   org: Org) -> tuple[ClientSession, dict[str, str]]:
     http = ClientSession(base_url=live_server, cookie_jar=CookieJar(unsafe=True))
     token = await issue_link(services, sm, org.booking_id, f"guardian:{org.guardian_id}", LinkPurpose.CHECK)
-    opened = await http.get(f"/l/{token}", allow_redirects=False)
-    assert opened.headers["Location"] == f"/s/{org.booking_id}/check"
-    ctx = await (await http.get(f"/s/{org.booking_id}/api/context")).json()
-    return http, {"X-CSRF-Token": ctx["csrf_token"], "Origin": live_server}
-
-
-async def probe(http: ClientSession, headers: dict[str, str], booking_id: int, drop_every: int = 0
-                ) -> dict[str, Any]:
-    """What check.js measures, from an aiortc client; ``drop_every`` loses that share of probe replies."""
-    pc = RTCPeerConnection()
-    channel = pc.createDataChannel("echo")
-    opened = asyncio.Event()
-    channel.on("open", opened.set)
-    await pc.setLocalDescription(await pc.createOffer())
-    answer = await http.post(f"/s/{booking_id}/check/api/offer", json={"sdp": pc.localDescription.sdp},
-                             headers=headers)
-    assert answer.status == 200, await answer.text()
-    await pc.setRemoteDescription(RTCSessionDescription((await answer.json())["sdp"], "answer"))
-    await asyncio.wait_for(opened.wait(), 10)
-    loop = asyncio.get_running_loop()
-    replies: dict[str, float] = {}
-    seen = 0
-
-    def on_message(message: str | bytes) -> None:
-        nonlocal seen
-        if isinstance(message, str):
-            seen += 1
-            if not drop_every or seen % drop_every:
-                replies[message] = loop.time()
-
-    channel.on("message", on_message)
-    sent = {}
-    for i in range(20):
-        sent[f"p{i}"] = loop.time()
-        channel.send(f"p{i}")
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.5)
-    rtts = [(replies[k] - t) * 1000 for k, t in sent.items() if k in replies]
-    await pc.close()
-    return {"rtt_ms": sum(rtts) / max(1, len(rtts)), "jitter_ms": 1.0, "loss": 1 - len(rtts) / len(sent)}
-
-
-def results(network: dict[str, Any], up_kbps: float = 4000) -> dict[str, Any]:
-    return {"webrtc": True, "camera_width": 640, "camera_height": 480, "camera_fps": 30, "mic_peak_dbfs": -10,
-            "mic_floor_dbfs": -70, "speakers_heard": True, "up_kbps": up_kbps, "down_kbps": up_kbps,
-            "ice_path": "host", **network, **DECLARATION}
+    booking_id, headers = await open_check_link(http, live_server, token)
+    assert booking_id == org.booking_id
+    return http, headers
 
 
 async def test_a_probe_through_the_relay_gives_a_stored_verdict_the_practitioner_sees(
