@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app[SERVICES] = Services.build(settings, clock, keys)
     app[api_checks.CHECKS] = CheckService(clock, app[SERVICES].audit)
     app[api_checks.PROBES] = set()
+    app[api_checks.LOOPBACKS] = {}
 
     async def open_database(app: web.Application) -> AsyncIterator[None]:
         own = engine is None

@@ -21,6 +21,7 @@ VIDEO_LOSS = 0.03
 AUDIO_LOSS = 0.10
 JITTER_MS = 50
 MIN_FPS = 15
+LOOPBACK_MIN_FPS = 10  # own video back from the relay: below this, movement and bowing look jerky
 MIN_WIDTH = 320
 SILENT_DBFS = -60.0
 CLIP_DBFS = -1.0
@@ -43,6 +44,8 @@ class Measurements:
     down_kbps: float
     ice_path: str  # host | srflx | relay | none
     headphones: bool = False
+    loopback_fps: float | None = None  # the browser's own video back through the relay (None: not run)
+    loopback_kbps: float | None = None  # stored, not judged: a still picture needs little (see docs)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ def _video_problems(m: Measurements) -> list[str]:
         problems.append(f"Round trips took {m.rtt_ms:.0f} ms: video will lag; try the laptop, not the phone.")
     if m.loss > VIDEO_LOSS:
         problems.append(f"{m.loss:.0%} of test messages were lost: video would freeze.")
+    if m.loopback_fps is not None and m.loopback_fps < LOOPBACK_MIN_FPS:
+        problems.append(f"Your video came back from our server at {m.loopback_fps:.0f} frames a second: close "
+                        "other video apps and tabs, or use the laptop, not the phone.")
     if m.jitter_ms > JITTER_MS:
         problems.append(f"Timing varied by {m.jitter_ms:.0f} ms: another device may be using the connection.")
     return problems

@@ -1,9 +1,13 @@
-"""The device and network check: page, a WebRTC probe against the relay, results, the practitioner's view.
+"""The device and network check: page, WebRTC probes against the relay, results, the practitioner's view.
 
-The probe is a data channel only (``echo``): the relay echoes each message back, so round-trip time,
-jitter, loss and throughput are measured over WebRTC to the real media server, and the server never sends
-more than it received. Each probe room closes after ``PROBE_SECONDS``. Runs are limited per person and per
-address (``CheckService.allow_run``).
+Two probes, each in a room of its own that closes after ``PROBE_SECONDS``:
+- the network probe is a data channel only (``echo``): the relay echoes each message back, so round-trip
+  time, jitter, loss and throughput are measured over WebRTC to the real media server;
+- the video loopback takes one VP8 video track and the relay sends it straight back (relayed, never
+  decoded), so the page reads the frames and bitrate it receives from getStats. The browser's offer is
+  answered at once together with the relay's offer of the returning track; the browser answers that.
+Either way the server never sends more than it received. Runs are limited per person and per address
+(``CheckService.allow_run``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from server.accounts.models import Role
 from server.checks.models import CheckRun
 from server.checks.service import CheckService
 from server.checks.verdict import Measurements
-from server.errors import InvalidInput, NotFound
+from server.errors import DuetError, InvalidInput, NotFound, Unavailable
 from server.links.service import LinkHolder
+from server.media.events import OfferReady
+from server.media.participant import Participant
+from server.media.room import Room
 from server.web.access import link_holder, staff
 from server.web.api import Body, Out, documented, ok, path_id, read_body
 from server.web.keys import DB, HOLDER, MEDIA, SERVICES, STAFF
@@ -29,8 +36,10 @@ from server.web.pages_render import render
 
 routes = web.RouteTableDef()
 PROBE_SECONDS = 60.0
+OFFER_WAIT_SECONDS = 5.0
 CHECKS = web.AppKey[CheckService]("checks")
 PROBES = web.AppKey[set[asyncio.Task[None]]]("probes")
+LOOPBACKS = web.AppKey[dict[str, tuple[int, Participant]]]("loopbacks")  # probe -> (link id, participant)
 
 
 class OfferBody(Body):
@@ -39,6 +48,13 @@ class OfferBody(Body):
 
 class AnswerOut(Out):
     sdp: str
+    seconds: float
+
+
+class LoopbackOut(Out):
+    probe: str  # names this loopback in the answer that follows
+    answer: str  # the relay's answer to the browser's offer
+    offer: str  # the relay's offer of the returning video, to be answered at .../answer
     seconds: float
 
 
@@ -53,6 +69,8 @@ class ResultsBody(Body):
     rtt_ms: float = Field(ge=0, le=60_000)
     jitter_ms: float = Field(ge=0, le=60_000)
     loss: float = Field(ge=0, le=1)
+    loopback_fps: float | None = Field(default=None, ge=0, le=240)
+    loopback_kbps: float | None = Field(default=None, ge=0, le=10_000_000)
     up_kbps: float = Field(ge=0, le=10_000_000)
     down_kbps: float = Field(ge=0, le=10_000_000)
     ice_path: str = Field(pattern="^(host|srflx|prflx|relay|none)$")
@@ -109,15 +127,76 @@ async def probe_offer(request: web.Request) -> web.Response:
     room = request.app[MEDIA].room(f"check-{holder.link.id}-{secrets.token_hex(4)}")
     probe = await room.join("probe", publish=False)
     answer = await probe.accept_offer(body.sdp)
-
-    async def close_later() -> None:
-        await asyncio.sleep(PROBE_SECONDS)  # media time is real time
-        await room.close("the check is over")
-
-    task = asyncio.create_task(close_later())
-    request.app[PROBES].add(task)
-    task.add_done_callback(request.app[PROBES].discard)
+    _close_later(request.app, room)
     return ok(AnswerOut(sdp=answer, seconds=PROBE_SECONDS))
+
+
+def _close_later(app: web.Application, room: Room, probe_id: str | None = None,
+                 participant: Participant | None = None, first_offer: asyncio.Future[str] | None = None) -> None:
+    """Close the probe room after ``PROBE_SECONDS``, reading the participant's events meanwhile."""
+
+    async def serve() -> None:
+        if participant is None:
+            return
+        async for event in participant.events():  # unread events would get the participant removed
+            if isinstance(event, OfferReady) and first_offer is not None and not first_offer.done():
+                first_offer.set_result(event.sdp)
+
+    async def run() -> None:
+        reader = asyncio.create_task(serve())
+        try:
+            await asyncio.sleep(PROBE_SECONDS)  # media time is real time
+        finally:
+            reader.cancel()
+            if probe_id is not None:
+                app[LOOPBACKS].pop(probe_id, None)
+            await room.close("the check is over")
+
+    task = asyncio.create_task(run())
+    app[PROBES].add(task)
+    task.add_done_callback(app[PROBES].discard)
+
+
+@routes.post("/s/{booking_id}/check/api/loopback")
+@link_holder
+@documented("Start the video loopback: one VP8 video track, sent straight back by the media server",
+            body=OfferBody, response=LoopbackOut)
+async def loopback_offer(request: web.Request) -> web.Response:
+    holder = _holder(request)
+    body = await read_body(request, OfferBody)
+    if "m=audio" in body.sdp or "m=application" in body.sdp or body.sdp.count("m=video") != 1:
+        raise InvalidInput("The video loopback takes exactly one video track and nothing else.", field="sdp")
+    await request.app[CHECKS].allow_run(request[DB], holder.booking.id, holder.link.subject, request.remote or "")
+    room = request.app[MEDIA].room(f"check-{holder.link.id}-{secrets.token_hex(4)}")
+    participant = await room.join("loopback", loopback=True)
+    first_offer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    probe_id = secrets.token_urlsafe(12)
+    async with participant.hold_events():
+        try:
+            answer = await participant.accept_offer(body.sdp)
+        except DuetError:
+            await room.close("the offer was refused")
+            raise
+    request.app[LOOPBACKS][probe_id] = (holder.link.id, participant)
+    _close_later(request.app, room, probe_id, participant, first_offer)
+    try:
+        offer = await asyncio.wait_for(asyncio.shield(first_offer), OFFER_WAIT_SECONDS)
+    except TimeoutError:
+        raise Unavailable("The media server did not send your video back in time. Start the check again.") from None
+    return ok(LoopbackOut(probe=probe_id, answer=answer, offer=offer, seconds=PROBE_SECONDS))
+
+
+@routes.post("/s/{booking_id}/check/api/loopback/{probe}/answer")
+@link_holder
+@documented("Answer the media server's offer of the returning video", body=OfferBody)
+async def loopback_answer(request: web.Request) -> web.Response:
+    holder = _holder(request)
+    body = await read_body(request, OfferBody)
+    found = request.app[LOOPBACKS].get(request.match_info["probe"])
+    if found is None or found[0] != holder.link.id:
+        raise NotFound("This video test has ended. Start the check again.")
+    await found[1].accept_answer(body.sdp)
+    return web.Response(status=204)
 
 
 @routes.post("/s/{booking_id}/check/api/results")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from aiohttp import ClientSession, CookieJar
+from aiohttp import ClientSession, CookieJar, web
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.clock import FakeClock
 from server.links.models import LinkPurpose
 from server.services import Services
+from server.web.keys import MEDIA
 from tests.support.org import Org, issue_link, sign_in
 from tests.support.probe_client import open_check_link, probe, results
 
@@ -69,3 +72,52 @@ async def test_abuse_is_refused_with_clear_errors(
         clock.advance(timedelta(days=2))  # the link ended with the booking
         expired = await http.post(f"/s/{org.booking_id}/check/api/results", json=results({}), headers=headers)
         assert expired.status in (401, 410)
+
+
+async def test_the_video_loopback_returns_the_clients_own_video_relayed_not_decoded(
+    live_server: str, app: web.Application, org: Org, services: Services,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    http, headers = await _holder(live_server, services, sessionmaker, org)
+    pc = RTCPeerConnection()
+    frames: list[object] = []
+    readers: list[asyncio.Task[None]] = []
+
+    async def read(track: MediaStreamTrack) -> None:
+        while True:
+            frames.append(await track.recv())
+
+    pc.on("track", lambda track: readers.append(asyncio.ensure_future(read(track))))
+    async with http:
+        audio = RTCPeerConnection()
+        audio.addTransceiver("audio", direction="sendonly")
+        await audio.setLocalDescription(await audio.createOffer())
+        refused = await http.post(f"/s/{org.booking_id}/check/api/loopback",
+                                  json={"sdp": audio.localDescription.sdp}, headers=headers)
+        assert refused.status == 422 and "exactly one video track" in (await refused.json())["detail"]
+        await audio.close()
+
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        started = await http.post(f"/s/{org.booking_id}/check/api/loopback", json={"sdp": pc.localDescription.sdp},
+                                  headers=headers)
+        assert started.status == 200, await started.text()
+        body = await started.json()
+        await pc.setRemoteDescription(RTCSessionDescription(body["answer"], "answer"))
+        await pc.setRemoteDescription(RTCSessionDescription(body["offer"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        stranger = await http.post(f"/s/{org.booking_id}/check/api/loopback/not-a-probe/answer",
+                                   json={"sdp": pc.localDescription.sdp}, headers=headers)
+        assert stranger.status == 404 and "video test has ended" in (await stranger.json())["detail"]
+        answered = await http.post(f"/s/{org.booking_id}/check/api/loopback/{body['probe']}/answer",
+                                   json={"sdp": pc.localDescription.sdp}, headers=headers)
+        assert answered.status == 204, await answered.text()
+        for _ in range(200):
+            if len(frames) >= 10:
+                break
+            await asyncio.sleep(0.05)
+    for task in readers:
+        task.cancel()
+    await pc.close()
+    assert len(frames) >= 10  # our own video came back
+    assert app[MEDIA].stats()["decoders_created"] == 0  # relayed, never decoded on the server

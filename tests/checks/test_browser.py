@@ -1,10 +1,18 @@
-"""The whole device check in headless chromium with a fake camera and microphone: "video ready"."""
+"""The whole device check in headless chromium with a fake camera and microphone: "video ready".
+
+The video loopback runs too: Chromium's fake camera goes to the relay and comes back, and the frames
+and bitrate it received are stored with the run.
+"""
 
 from __future__ import annotations
 
+import json
+
 from playwright.async_api import Browser, expect
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.checks.models import CheckRun
 from server.links.models import LinkPurpose
 from server.services import Services
 from tests.support.org import Org, issue_link
@@ -23,3 +31,8 @@ async def test_a_guardian_runs_the_check_and_is_video_ready(
     await page.get_by_test_id("check-heard").click(timeout=15000)
     await expect(page.get_by_test_id("check-verdict")).to_have_text("video ready", timeout=30000)
     await expect(page.get_by_test_id("check-steps")).to_contain_text("Connection:")
+    await expect(page.get_by_test_id("check-steps")).to_contain_text("Your video back from our server:")
+    async with sessionmaker() as s:
+        run = (await s.scalars(select(CheckRun).where(CheckRun.booking_id == org.booking_id))).one()
+    measured = json.loads(run.measurements)
+    assert measured["loopback_fps"] >= 10 and measured["loopback_kbps"] > 50, measured

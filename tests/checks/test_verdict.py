@@ -19,6 +19,8 @@ GOOD = Measurements(webrtc=True, camera_width=640, camera_height=480, camera_fps
     ({"rtt_ms": 450}, "audio only", "450 ms"),
     ({"loss": 0.05}, "audio only", "5% of test messages"),
     ({"camera_fps": 8}, "audio only", "close other video apps"),
+    ({"loopback_fps": 6.0, "loopback_kbps": 90.0}, "audio only", "came back from our server at 6 frames"),
+    ({"loopback_fps": 24.0, "loopback_kbps": 90.0}, "video ready", ""),  # a still picture needs few bits
     ({"up_kbps": 60}, "not ready", "move nearer the router"),
     ({"mic_peak_dbfs": -80}, "not ready", "microphone stayed silent"),
     ({"speakers_heard": False}, "not ready", "did not hear"),

@@ -32,6 +32,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/s/{booking_id}/check"): SESSION,
     ("POST", "/s/{booking_id}/check/api/offer"): SESSION,
     ("POST", "/s/{booking_id}/check/api/results"): SESSION,
+    ("POST", "/s/{booking_id}/check/api/loopback"): SESSION,
+    ("POST", "/s/{booking_id}/check/api/loopback/{probe}/answer"): SESSION,
     ("GET", "/api/v1/bookings/{booking_id}/checks"): STAFF,
     ("GET", "/api/v1/recordings"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/recordings/{recording_id}/views"): frozenset({"safeguarding"}),

@@ -101,6 +101,47 @@ async function measureNetwork() {
   return { rtt_ms: rtt, jitter_ms: jitter, loss: 1 - rtts.length / sent.length, up_kbps: kbps, down_kbps: kbps, ice_path: path };
 }
 
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function inboundVideo(pc) {
+  const stats = await pc.getStats();
+  let found = { framesDecoded: 0, bytesReceived: 0, timestamp: 0 };
+  stats.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      found = { framesDecoded: s.framesDecoded || 0, bytesReceived: s.bytesReceived || 0, timestamp: s.timestamp };
+    }
+  });
+  return found;
+}
+
+// The camera's own video, sent to the media server and straight back (relayed, not re-encoded):
+// frames and bitrate received over 3 s, as getStats reports them.
+async function measureLoopback(track) {
+  const pc = new RTCPeerConnection();
+  try {
+    pc.addTransceiver(track, { direction: "sendonly" });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const started = await api("POST", `/s/${bookingId}/check/api/loopback`, { sdp: pc.localDescription.sdp });
+    await pc.setRemoteDescription({ type: "answer", sdp: started.answer });
+    await pc.setRemoteDescription({ type: "offer", sdp: started.offer });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await api("POST", `/s/${bookingId}/check/api/loopback/${started.probe}/answer`, { sdp: pc.localDescription.sdp });
+    await pause(1000);
+    const first = await inboundVideo(pc);
+    await pause(3000);
+    const last = await inboundVideo(pc);
+    const seconds = (last.timestamp - first.timestamp) / 1000;
+    if (!first.timestamp || seconds <= 0) return { loopback_fps: 0, loopback_kbps: 0 };
+    return {
+      loopback_fps: (last.framesDecoded - first.framesDecoded) / seconds,
+      loopback_kbps: ((last.bytesReceived - first.bytesReceived) * 8) / 1000 / seconds,
+    };
+  } finally {
+    pc.close();
+  }
+}
+
 async function run() {
   $("start").disabled = true;
   $("steps").replaceChildren();
@@ -111,8 +152,9 @@ async function run() {
   const m = { webrtc: typeof RTCPeerConnection === "function", camera_width: 0, camera_height: 0, camera_fps: 0,
     mic_peak_dbfs: -120, mic_floor_dbfs: -120, speakers_heard: false, rtt_ms: 60000, jitter_ms: 0, loss: 1,
     up_kbps: 0, down_kbps: 0, ice_path: "none" };
+  let stream = null;
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
     $("preview").srcObject = stream;
     const settings = stream.getVideoTracks()[0]?.getSettings() || {};
     Object.assign(m, { camera_width: settings.width || 0, camera_height: settings.height || 0,
@@ -123,7 +165,6 @@ async function run() {
     step(`Microphone: loudest ${Math.round(level.peak)} dBFS`);
     m.speakers_heard = await askSpeakers();
     step(m.speakers_heard ? "Speakers: you heard the tone" : "Speakers: no tone heard");
-    stream.getTracks().forEach((t) => t.stop());
   } catch (e) {
     step(`Camera or microphone could not be opened (${e.name}).`);
   }
@@ -132,7 +173,16 @@ async function run() {
       Object.assign(m, await measureNetwork());
       step(`Connection: ${Math.round(m.rtt_ms)} ms round trip, ${(m.up_kbps / 1000).toFixed(1)} Mbit/s, path ${m.ice_path}`);
     } catch (e) { step(e.message); }
+    const camera = stream?.getVideoTracks()[0];
+    if (camera) {
+      try {
+        Object.assign(m, await measureLoopback(camera));
+        step(`Your video back from our server: ${Math.round(m.loopback_fps)} frames a second, `
+          + `${Math.round(m.loopback_kbps)} kbit/s`);
+      } catch (e) { step(`Video test: ${e.message}`); }
+    }
   }
+  stream?.getTracks().forEach((t) => t.stop());
   const data = new FormData(form);
   const result = await api("POST", `/s/${bookingId}/check/api/results`, { ...m, device: data.get("device"),
     shared_with: data.get("shared_with") || "", safeguarding_measures: data.get("safeguarding_measures") || "",
