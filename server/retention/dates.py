@@ -1,10 +1,12 @@
 """Erase dates: set when a recording is made, recomputed whenever a fact they depend on changes.
 
-The facts are the practitioner's kind of work (tuition or therapy), the client's date of birth, their
-last session, and whether a safeguarding or legal hold covers the recording. The recording service calls
-``refresh_booking`` when a recording starts (a new session moves every therapy date of that client), the
-safeguarding service when a hold is placed or lifted, and the daily retention run refreshes everything,
-which catches a session that took place without a recording. Each change of date is audited.
+The facts: the practitioner's kind of work (tuition or therapy), the client's date of birth, their last
+session, and whether the recording is flagged for safeguarding. A concern raised about its session flags
+it for good; a hold flags it while the hold lasts (a client-wide hold flags all the client's recordings).
+The recording service calls ``refresh_booking`` when a recording starts (a new session moves every
+therapy date of that client); the safeguarding service when a concern is raised about a session and when
+a hold is placed or lifted; the daily retention run refreshes everything, which also catches a session
+held without a recording. Each change of date is audited.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from server.recording.models import Recording
 from server.retention.loader import load_policies
 from server.retention.policies import PolicySet, ProvisionType, RecordingKind
 from server.retention.rules import RecordingFacts, choose_policy, erase_date
-from server.safeguarding.models import RecordingHold
+from server.safeguarding.models import Concern, RecordingHold
 
 ACTOR = Actor("system", "retention")
 
@@ -52,6 +54,12 @@ class EraseDates:
             or_(RecordingHold.booking_id == booking.id, RecordingHold.client_id == booking.client_id)))
         return bool(found)
 
+    @staticmethod
+    async def _concern_about(session: AsyncSession, booking: Booking) -> bool:
+        """A concern raised about this session flags its recordings for good (safeguarding_concern.toml)."""
+        return bool(await session.scalar(select(func.count()).select_from(Concern).where(
+            Concern.booking_id == booking.id)))
+
     async def facts(self, session: AsyncSession, recording: Recording) -> tuple[RecordingFacts, bool]:
         """The facts retention depends on, and whether a hold keeps the recording now."""
         booking = await session.get(Booking, recording.booking_id)
@@ -69,7 +77,7 @@ class EraseDates:
             kind=RecordingKind.THERAPY if practitioner.is_therapist else RecordingKind.TUITION,
             provision=ProvisionType.BLENDED,  # live video and audio are the remote part of blended provision
             session_date=session_day, client_birth_date=client.date_of_birth, last_session_date=last_day,
-            flagged_for_safeguarding=held,
+            flagged_for_safeguarding=held or await self._concern_about(session, booking),
         ), held
 
     async def refresh(self, session: AsyncSession, recording: Recording) -> tuple[date | None, bool]:

@@ -68,6 +68,8 @@ class SafeguardingService:
         await self._audit.record(session, actor, "concern.raised", f"concern:{concern.id}",
                                  {"category": concern.category, "booking_id": new.booking_id,
                                   "client_id": client_id})
+        if new.booking_id is not None:  # the session's recordings now fall under the safeguarding policy
+            await self._erase_dates.refresh_booking(session, new.booking_id)
         return concern
 
     @staticmethod

@@ -91,13 +91,13 @@ async def test_a_hold_keeps_a_recording_past_its_date_until_lifted(
 ) -> None:
     clock.advance(timedelta(hours=1))
     rid = await record(sessionmaker, store, org, clock)
-    async with sessionmaker() as s:
+    async with sessionmaker() as s:  # a concern about the client elsewhere: every recording of theirs is held
         concern = Concern(category="other", details="x", raised_by=f"staff:{org.safeguarding_id}",
-                          raised_by_staff_id=org.safeguarding_id, booking_id=org.booking_id, client_id=org.child_id,
+                          raised_by_staff_id=org.safeguarding_id, booking_id=None, client_id=org.child_id,
                           raised_at=clock.now(), discuss_by=clock.now() + timedelta(days=1))
         s.add(concern)
         await s.flush()
-        s.add(RecordingHold(concern_id=concern.id, booking_id=org.booking_id, reason="evidence",
+        s.add(RecordingHold(concern_id=concern.id, client_id=org.child_id, reason="evidence",
                             placed_by_id=org.safeguarding_id, placed_at=clock.now()))
         await s.commit()
     clock.advance(timedelta(days=60))
@@ -107,8 +107,28 @@ async def test_a_hold_keeps_a_recording_past_its_date_until_lifted(
         hold = (await s.execute(select(RecordingHold))).scalar_one()
         hold.lifted_at, hold.lifted_by_id = clock.now(), org.safeguarding_id
         await s.commit()
-    done = await job.run(sessionmaker)
+    done = await job.run(sessionmaker)  # not about this session: back to 28 days, long past
     assert [d.action for d in done] == ["erase"] and not await store.exists(rid)
+
+
+async def test_a_concern_about_the_session_keeps_its_recording_under_the_safeguarding_policy(
+    job: RetentionJob, store: FolderStore, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    clock.advance(timedelta(hours=1))
+    rid = await record(sessionmaker, store, org, clock)
+    async with sessionmaker() as s:
+        s.add(Concern(category="other", details="x", raised_by=f"staff:{org.tutor_id}",
+                      raised_by_staff_id=org.tutor_id, booking_id=org.booking_id, client_id=org.child_id,
+                      raised_at=clock.now(), discuss_by=clock.now() + timedelta(days=1)))
+        await s.commit()
+    clock.advance(timedelta(days=60))  # long past the 28 days of a lesson recording, and no hold
+    assert await job.run(sessionmaker) == []
+    row = await state(sessionmaker, rid)
+    assert row.policy_id == "safeguarding-concern" and row.erase_at is not None
+    async with sessionmaker() as s:
+        kit = await s.get(Client, org.child_id)
+    assert kit is not None and row.erase_at.date() == kit.date_of_birth.replace(year=kit.date_of_birth.year + 25)
+    # Kit's 25th birthday; then the safeguarding lead reviews it rather than it being erased
 
 
 async def test_a_childs_therapy_recording_follows_the_birthday_rule(
