@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -47,19 +46,16 @@ from server.web import (
 )
 from server.web.access import check_routes
 from server.web.keys import HUB, MEDIA, REVIEW, SERVICES, SESSIONMAKER
-from server.web.middlewares import access, database, errors, security_headers
+from server.web.middlewares import access, database, errors, loggable_path, security_headers
 from server.web.pages_render import WEB_ROOT
 
 ENGINE = web.AppKey[AsyncEngine]("engine")
 RECORDING = web.AppKey[LiveRecording]("recording")
-_TOKEN_IN_PATH = re.compile(r"^/l/[^/?]+")
-
-
 class AccessLogger(AbstractAccessLogger):
     """One line per request, with link tokens cut out: a token in a log is a key left on the table."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = _TOKEN_IN_PATH.sub("/l/<token>", request.rel_url.path)
+        path = loggable_path(request.rel_url.path)
         self.logger.info("%s %s %s %d %.1fms", request.remote, request.method, path, response.status, time * 1000)
 
     @property

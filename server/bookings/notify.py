@@ -24,11 +24,9 @@ from server.links.service import LinkService
 from server.mail import messages
 from server.mail.outbox import enqueue
 from server.people.models import Client, Guardian
-
-# Seam: the privacy notice names how long recordings are kept. Until the retention
-# policies (server/retention) expose a per-organisation recording period, use the
-# shortest period the policies allow for session recordings.
-RECORDING_RETENTION_DAYS = 90
+from server.retention.loader import load_policies
+from server.retention.policies import PolicySet, ProvisionType, RecordingKind
+from server.retention.rules import RecordingFacts, choose_policy
 
 
 def _tag(url: str) -> str:
@@ -42,6 +40,8 @@ class BookingNotifier:
     def __init__(self, settings: Settings, clock: Clock, links: LinkService) -> None:
         self._clock = clock
         self._links = links
+        self._policies_dir = settings.storage_policies
+        self._policies: PolicySet | None = None  # loaded on first use
         self._org = messages.Organisation(settings.organisation, settings.mail_from,
                                           contact=settings.contact_email or None)
 
@@ -60,6 +60,21 @@ class BookingNotifier:
             client_first_name=client.first_name,
         )
         return info, practitioner
+
+    async def retention(self, session: AsyncSession, booking: Booking) -> str:
+        """How long this session's recording would be kept, in the words of its storage policy."""
+        if self._policies is None:
+            self._policies = load_policies(self._policies_dir)
+        practitioner = await session.get(Staff, booking.practitioner_id)
+        client = await session.get(Client, booking.client_id)
+        if practitioner is None or client is None:
+            raise NotFound(f"Booking {booking.id} lost its practitioner or client.")
+        day = booking.starts_at.date()
+        policy = choose_policy(self._policies, RecordingFacts(
+            kind=RecordingKind.THERAPY if practitioner.is_therapist else RecordingKind.TUITION,
+            provision=ProvisionType.BLENDED, session_date=day, client_birth_date=client.date_of_birth,
+            last_session_date=day))
+        return policy.retention.for_families()
 
     async def recipient(self, session: AsyncSession, invitee: BookingInvitee) -> messages.Recipient:
         if invitee.role == InviteeRole.GUARDIAN and invitee.guardian_id is not None:
@@ -92,6 +107,7 @@ class BookingNotifier:
         ``only_subject`` limits the run to one person (a resend).
         """
         info, practitioner = await self.session_info(session, booking)
+        retention = await self.retention(session, booking)
         now = self._clock.now()
         seq = booking.sequence
         count = 0
@@ -104,10 +120,10 @@ class BookingNotifier:
             key = f"booking-{booking.id}.{'change' if change else 'invite'}.{tag}.v{seq}.{_tag(links.join_url)}"
             if change:
                 msg = messages.change_notice(self._org, info, to, links, key=key, now=now, sequence=seq,
-                                             retention_days=RECORDING_RETENTION_DAYS, previous_start=previous_start)
+                                             retention=retention, previous_start=previous_start)
             else:
                 msg = messages.invitation(self._org, info, to, links, key=key, now=now, sequence=seq,
-                                          retention_days=RECORDING_RETENTION_DAYS)
+                                          retention=retention)
             count += await enqueue(session, msg, key, kind="change" if change else "invitation", now=now,
                                    booking_id=booking.id)
         subject = f"staff:{practitioner.id}"
@@ -125,10 +141,10 @@ class BookingNotifier:
         return await self.invite(session, booking, change=True, previous_start=previous)
 
     async def resend(self, session: AsyncSession, booking: Booking, subject: str) -> int:
-        """Revoke ``subject``'s join links for this booking and send them a new invitation."""
+        """Revoke every link ``subject`` holds for this booking (join, check, consent) and send fresh ones."""
         await session.execute(
             update(AccessLink).where(AccessLink.booking_id == booking.id, AccessLink.subject == subject,
-                                     AccessLink.purpose == LinkPurpose.JOIN.value, AccessLink.revoked_at.is_(None))
+                                     AccessLink.revoked_at.is_(None))
             .values(revoked_at=self._clock.now(), revoked_reason="link resent"))
         return await self.invite(session, booking, only_subject=subject)
 

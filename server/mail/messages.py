@@ -183,7 +183,7 @@ def invitation(
     *,
     key: str,
     now: datetime,
-    retention_days: int,
+    retention: str,
     sequence: int = 0,
 ) -> EmailMessage:
     """The family's (or adult client's) invitation, with the privacy notice and an .ics REQUEST."""
@@ -199,7 +199,7 @@ def invitation(
             "session to your calendar."
         ),
         *family_duties(client_first_name=s.client_first_name, audio_only=audio),
-        *privacy_notice(organisation=org.name, audio_only=audio, retention_days=retention_days),
+        *privacy_notice(organisation=org.name, audio_only=audio, retention=retention),
         *concerns(organisation=org.name, contact=org.contact),
         Para(org.name),
     ]
@@ -287,7 +287,7 @@ def change_notice(
     key: str,
     now: datetime,
     sequence: int,
-    retention_days: int,
+    retention: str,
     previous_start: datetime | None = None,
 ) -> EmailMessage:
     """The booking changed: new details, fresh links (the old ones no longer work), .ics update."""
@@ -316,7 +316,7 @@ def change_notice(
         *_links(s, links),
         Para("The calendar file attached updates the entry already in your calendar."),
         *privacy_notice(
-            organisation=org.name, audio_only=s.kind is SessionKind.LIVE_AUDIO, retention_days=retention_days
+            organisation=org.name, audio_only=s.kind is SessionKind.LIVE_AUDIO, retention=retention
         ),
         *concerns(organisation=org.name, contact=org.contact),
         Para(org.name),

@@ -53,14 +53,7 @@ def format_short(start: datetime, time_zone: str) -> str:
     return f"{local:%a} {local.day} {local:%b}, {_clock(local)}"
 
 
-def format_days(days: int) -> str:
-    if days % 365 == 0 and days >= 365:
-        years = days // 365
-        return "1 year" if years == 1 else f"{years} years"
-    return "1 day" if days == 1 else f"{days} days"
-
-
-def privacy_notice(*, organisation: str, audio_only: bool, retention_days: int) -> list[Block]:
+def privacy_notice(*, organisation: str, audio_only: bool, retention: str) -> list[Block]:
     """What software, what is recorded, where it is kept, who can see it, for how long."""
     media = "audio and chat" if audio_only else "video, audio and chat"
     return [
@@ -76,8 +69,8 @@ def privacy_notice(*, organisation: str, audio_only: bool, retention_days: int) 
                 f"{organisation}'s storage.",
                 "Who can see it: only safeguarding staff, who must sign in with a second security step and "
                 "give a reason. Every viewing is logged.",
-                f"How long it is kept: {format_days(retention_days)}, after which it is erased "
-                "automatically, unless it is needed for a safeguarding investigation.",
+                f"How long it is kept: {retention} (from our retention policy), unless it is needed for a "
+                "safeguarding investigation.",
                 "You can withdraw consent at any time, ask for a copy of your data or ask for it to be "
                 "erased.",
             )

@@ -105,6 +105,13 @@ class RetentionRule:
         )
         return f"kept until {text}; {then}"
 
+    def for_families(self) -> str:
+        """The period in the words of the privacy notice in every invitation."""
+        items = [p.describe() for p in self.keep_until_latest_of]
+        text = items[0] if len(items) == 1 else "the latest of " + ", ".join(items[:-1]) + " and " + items[-1]
+        then = "then erased automatically" if self.at_end is AtEnd.ERASE else "then reviewed by our safeguarding lead"
+        return f"until {text}, {then}"
+
 
 @dataclass(frozen=True)
 class Match:

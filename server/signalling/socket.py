@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from server.bookings.models import Booking, BookingStatus
 from server.errors import DuetError
+from server.links.models import LinkPurpose
 from server.links.service import Window
 from server.media import BadSessionDescription, NegotiationOutOfOrder, RoomClosed
 from server.signalling import messages as m
@@ -78,7 +79,7 @@ async def _refuse(ws: web.WebSocketResponse, code: str, detail: str, close: int)
 
 
 @routes.get("/s/{booking_id}/ws")
-@link_holder
+@link_holder(LinkPurpose.JOIN)
 async def session_socket(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     hub = request.app[HUB]

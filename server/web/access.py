@@ -1,9 +1,10 @@
 """Deny by default: every route declares who may call it, or the app refuses to start.
 
 ``public``, ``signed_in`` (a live login, second factor possibly pending), ``staff(*roles)`` and
-``link_holder`` (someone holding a link, or the booking's own staff, for the booking in the URL) are the
-only rules. The access middleware reads the rule off the handler; a handler without one is refused, and
-``check_routes`` stops the app from starting with such a route at all.
+``link_holder(*purposes)`` (someone holding a link of one of those purposes, or the booking's own staff,
+for the booking in the URL) are the only rules. A consent or device-check link never opens the live
+session: only a join link does. The access middleware reads the rule off the handler; a handler without
+one is refused, and ``check_routes`` stops the app from starting with such a route at all.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 
 from server.accounts.models import Role
+from server.links.models import LinkPurpose
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Callable[..., Any])
@@ -27,6 +29,7 @@ class Rule:
     kind: Literal["public", "signed_in", "staff", "link"]
     roles: frozenset[Role] = field(default_factory=frozenset)
     enrolment: bool = False  # open to safeguarding staff who have not enrolled TOTP yet
+    purposes: frozenset[LinkPurpose] = frozenset()  # for "link": the link purposes that may open it
 
 
 def _mark(rule: Rule) -> Callable[[H], H]:
@@ -49,8 +52,11 @@ def staff(*roles: Role, enrolment: bool = False) -> Callable[[H], H]:
     return _mark(Rule("staff", frozenset(roles) or ALL_STAFF, enrolment))
 
 
-def link_holder(handler: H) -> H:
-    return _mark(Rule("link"))(handler)
+def link_holder(*purposes: LinkPurpose) -> Callable[[H], H]:
+    """For the holder of a link of one of ``purposes`` (at least one) for this booking, or its own staff."""
+    if not purposes:
+        raise ValueError("name the link purposes that may open this route")
+    return _mark(Rule("link", purposes=frozenset(purposes)))
 
 
 def rule_of(handler: Any) -> Rule | None:

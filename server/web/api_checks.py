@@ -25,6 +25,7 @@ from server.checks.models import CheckRun
 from server.checks.service import CheckService
 from server.checks.verdict import Measurements
 from server.errors import DuetError, InvalidInput, NotFound, Unavailable
+from server.links.models import LinkPurpose
 from server.links.service import LinkHolder
 from server.media.events import OfferReady
 from server.media.participant import Participant
@@ -109,13 +110,13 @@ def _holder(request: web.Request) -> LinkHolder:
 
 
 @routes.get("/s/{booking_id}/check")
-@link_holder
+@link_holder(LinkPurpose.CHECK, LinkPurpose.JOIN)
 async def check_page(request: web.Request) -> web.Response:
     return render("check.html", organisation=request.app[SERVICES].settings.organisation)
 
 
 @routes.post("/s/{booking_id}/check/api/offer")
-@link_holder
+@link_holder(LinkPurpose.CHECK, LinkPurpose.JOIN)
 @documented("Start a network probe: a data-channel offer, answered by the media server", body=OfferBody,
             response=AnswerOut)
 async def probe_offer(request: web.Request) -> web.Response:
@@ -158,7 +159,7 @@ def _close_later(app: web.Application, room: Room, probe_id: str | None = None,
 
 
 @routes.post("/s/{booking_id}/check/api/loopback")
-@link_holder
+@link_holder(LinkPurpose.CHECK, LinkPurpose.JOIN)
 @documented("Start the video loopback: one VP8 video track, sent straight back by the media server",
             body=OfferBody, response=LoopbackOut)
 async def loopback_offer(request: web.Request) -> web.Response:
@@ -187,7 +188,7 @@ async def loopback_offer(request: web.Request) -> web.Response:
 
 
 @routes.post("/s/{booking_id}/check/api/loopback/{probe}/answer")
-@link_holder
+@link_holder(LinkPurpose.CHECK, LinkPurpose.JOIN)
 @documented("Answer the media server's offer of the returning video", body=OfferBody)
 async def loopback_answer(request: web.Request) -> web.Response:
     holder = _holder(request)
@@ -200,7 +201,7 @@ async def loopback_answer(request: web.Request) -> web.Response:
 
 
 @routes.post("/s/{booking_id}/check/api/results")
-@link_holder
+@link_holder(LinkPurpose.CHECK, LinkPurpose.JOIN)
 @documented("Send the measurements and the device declaration; the server decides the verdict", body=ResultsBody,
             response=VerdictOut)
 async def results(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from server.consent.models import Capacity, ConsentRecord, Method
 from server.consent.rules import capacity_for
 from server.consent.services import Grant
 from server.errors import Forbidden, InvalidInput
+from server.links.models import LinkPurpose
 from server.links.service import LinkHolder
 from server.web.access import link_holder, staff
 from server.web.api import Body, Out, documented, ok, path_id, read_body
@@ -114,13 +115,13 @@ async def _subjects(request: web.Request, holder: LinkHolder) -> list[ConsentSub
 
 
 @routes.get("/s/{booking_id}/consent")
-@link_holder
+@link_holder(LinkPurpose.CONSENT, LinkPurpose.JOIN)
 async def consent_page(request: web.Request) -> web.Response:
     return render("consent.html", organisation=request.app[SERVICES].settings.organisation)
 
 
 @routes.get("/s/{booking_id}/api/consent")
-@link_holder
+@link_holder(LinkPurpose.CONSENT, LinkPurpose.JOIN)
 @documented("The privacy notice and what this link holder may consent to", response=ConsentPageOut)
 async def consent_state(request: web.Request) -> web.Response:
     holder = _holder(request)
@@ -132,7 +133,7 @@ async def consent_state(request: web.Request) -> web.Response:
 
 
 @routes.post("/s/{booking_id}/api/consent")
-@link_holder
+@link_holder(LinkPurpose.CONSENT, LinkPurpose.JOIN)
 @documented("Give or change consent through the link", body=ConsentBody, response=ConsentOut)
 async def give_consent(request: web.Request) -> web.Response:
     holder = _holder(request)
@@ -148,7 +149,7 @@ async def give_consent(request: web.Request) -> web.Response:
 
 
 @routes.post("/s/{booking_id}/api/consent/withdraw")
-@link_holder
+@link_holder(LinkPurpose.CONSENT, LinkPurpose.JOIN)
 @documented("Withdraw consent at once (live sessions included)", body=WithdrawBody, response=ConsentOut)
 async def withdraw_consent(request: web.Request) -> web.Response:
     holder = _holder(request)

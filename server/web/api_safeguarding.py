@@ -12,6 +12,7 @@ from sqlalchemy import select
 from server.accounts.logins import StaffContext
 from server.accounts.models import Role
 from server.errors import NotFound
+from server.links.models import LinkPurpose
 from server.links.service import LinkHolder
 from server.people.models import Client, Guardian
 from server.safeguarding.models import Concern, ConcernCategory, RecordingHold
@@ -175,14 +176,14 @@ async def lift_hold(request: web.Request) -> web.Response:
 
 
 @routes.get("/s/{booking_id}/concern")
-@link_holder
+@link_holder(LinkPurpose.JOIN, LinkPurpose.CHECK, LinkPurpose.CONSENT)
 async def concern_page(request: web.Request) -> web.Response:
     """The page a parent or adult client uses to raise a concern (no sign-in: their session link)."""
     return render("concern.html", organisation=request.app[SERVICES].settings.organisation)
 
 
 @routes.post("/s/{booking_id}/api/concern")
-@link_holder
+@link_holder(LinkPurpose.JOIN, LinkPurpose.CHECK, LinkPurpose.CONSENT)
 @documented("A parent or client raises a concern through their session link", body=LinkConcernBody,
             response=ReceiptOut)
 async def link_concern(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from server.accounts.logins import require_staff
 from server.accounts.models import Role
 from server.bookings.models import Booking
 from server.errors import DuetError, Forbidden, NotFound, Unauthenticated
+from server.links.models import LinkPurpose
 from server.web.access import Handler, route_rule
 from server.web.keys import (
     CSRF_HEADER,
@@ -51,6 +52,16 @@ def _is_page(request: web.Request) -> bool:
     return request.method == "GET" and not _API_PATH.match(request.path) and not request.path.startswith("/static/")
 
 
+PURPOSE_WORDS = {LinkPurpose.JOIN: "session", LinkPurpose.CONSENT: "consent form",
+                 LinkPurpose.CHECK: "device check"}
+_TOKEN_IN_PATH = re.compile(r"^/l/[^/?]+")
+
+
+def loggable_path(path: str) -> str:
+    """The path with any link token cut out: a token in a log is a key left on the table."""
+    return _TOKEN_IN_PATH.sub("/l/<token>", path)
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every error into RFC 9457 problem+json (or a sign-in redirect for pages); never a traceback."""
@@ -77,7 +88,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                                  headers={k: v for k, v in exc.headers.items() if k == "Allow"})
     except Exception:
         reference = secrets.token_hex(6)
-        log.exception("unhandled error, reference %s, on %s %s", reference, request.method, request.rel_url.path)
+        log.exception("unhandled error, reference %s, on %s %s", reference, request.method,
+                      loggable_path(request.rel_url.path))
         body = {"type": "https://duet.example/problems/internal", "title": "Something went wrong", "status": 500,
                 "detail": f"Something went wrong on our side. It has been logged with reference {reference}."}
         return web.json_response(body, status=500, content_type="application/problem+json")
@@ -148,7 +160,10 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     if rule.kind == "link":
         booking_id = _int_param(request, "booking_id")
         holder = await services.links.from_cookie(session, request.cookies.get(LINK_COOKIE), booking_id)
-        if holder is not None:
+        if holder is not None and LinkPurpose(holder.link.purpose) not in rule.purposes and ctx is None:
+            raise Forbidden(f"This link is for the {PURPOSE_WORDS[LinkPurpose(holder.link.purpose)]}. To join the "
+                            "session, open the join link in your email.")
+        if holder is not None and LinkPurpose(holder.link.purpose) in rule.purposes:
             if request.method not in SAFE_METHODS and not secrets.compare_digest(
                 request.headers.get(CSRF_HEADER, ""), services.links.csrf_token(holder)
             ):

@@ -63,7 +63,7 @@ async def open_link(request: web.Request) -> web.Response:
 
 
 @routes.get("/s/{booking_id}")
-@link_holder
+@link_holder(LinkPurpose.JOIN)
 async def session_page(request: web.Request) -> web.Response:
     waiting_or_ended = await outside_window(request)  # issue 5: the lobby only inside the join window
     if waiting_or_ended is not None:
@@ -84,7 +84,7 @@ class SessionContextOut(Out):
 
 
 @routes.get("/s/{booking_id}/api/context")
-@link_holder
+@link_holder(LinkPurpose.JOIN, LinkPurpose.CHECK, LinkPurpose.CONSENT)  # every page reads it
 @documented("The session as its holder sees it: time window, who they are", response=SessionContextOut)
 async def session_context(request: web.Request) -> web.Response:
     services = request.app[SERVICES]

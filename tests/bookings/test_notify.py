@@ -68,6 +68,9 @@ async def test_invitation_arrives_by_smtp_and_its_link_reaches_the_lobby(
     family = to_family[0]
     text = _text(family)
     assert "Tutor2 Person on Tuesday 24 November 2026, 14:00" in " ".join(text.split())
+    # the period of the tuition policy (storage_policies/tuition_monitoring.toml), not a made-up one
+    assert "How long it is kept: until 28 days after the session, then erased automatically" in " ".join(
+        text.split())
     cal = _ics(family)
     event = next(iter(cal.walk("VEVENT")))
     assert str(cal["METHOD"]) == "REQUEST" and int(str(event["SEQUENCE"])) == 0
@@ -131,7 +134,8 @@ async def test_reschedule_sends_fresh_links_and_the_same_event_with_sequence_one
     await _send(sessionmaker, smtp_server, clock, tmp_path)
     first = next(m.message for m in smtp_server.messages
                  if m.rcpt_tos == ("gail@family.example.org",) and f"booking-{booking_id}." in m.message["Message-ID"])
-    old_join = re.findall(r"/l/([A-Za-z0-9_\-]+)", _text(first))[0]
+    old_links = re.findall(r"/l/([A-Za-z0-9_\-]+)", _text(first))
+    old_join = old_links[0]
     uid = str(next(iter(_ics(first).walk("VEVENT")))["UID"])
     smtp_server.messages.clear()
     r = await client.post(f"/api/v1/bookings/{booking_id}/reschedule",
@@ -146,16 +150,17 @@ async def test_reschedule_sends_fresh_links_and_the_same_event_with_sequence_one
     new_join = re.findall(r"/l/([A-Za-z0-9_\-]+)", _text(change))[0]
     assert new_join != old_join
     client.session.cookie_jar.clear()
-    assert (await client.get(f"/l/{old_join}", allow_redirects=False)).status == 410
+    for token in set(old_links):  # the old join, device-check and consent links all stop
+        assert (await client.get(f"/l/{token}", allow_redirects=False)).status == 410
 
 
-async def test_resend_revokes_the_old_join_link_and_mails_a_new_one(
+async def test_resend_revokes_every_old_link_and_mails_new_ones(
         client: TestClient, org: Org, login: Login, clock: FakeClock, smtp_server: SmtpTestServer,
         sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
     csrf = await login("admin")
     await _send(sessionmaker, smtp_server, clock, tmp_path)
     old = next(m.message for m in smtp_server.messages if m.rcpt_tos == ("gail@family.example.org",))
-    old_join = re.findall(r"/l/([A-Za-z0-9_\-]+)", _text(old))[0]
+    old_links = re.findall(r"/l/([A-Za-z0-9_\-]+)", _text(old))
     smtp_server.messages.clear()
     subject = f"guardian:{org.guardian_id}"
     r = await client.post(f"/api/v1/bookings/{org.booking_id}/resend", json={"subject": subject},
@@ -168,7 +173,8 @@ async def test_resend_revokes_the_old_join_link_and_mails_a_new_one(
     assert [m.rcpt_tos for m in smtp_server.messages] == [("gail@family.example.org",)]
     new_join = re.findall(r"/l/([A-Za-z0-9_\-]+)", _text(smtp_server.messages[0].message))[0]
     client.session.cookie_jar.clear()
-    assert (await client.get(f"/l/{old_join}", allow_redirects=False)).status == 410
+    for token in set(old_links):  # the old join, device-check and consent links all stop
+        assert (await client.get(f"/l/{token}", allow_redirects=False)).status == 410
     assert (await client.get(f"/l/{new_join}", allow_redirects=False)).status == 303
 
 

@@ -55,6 +55,8 @@ async def test_abuse_is_refused_with_clear_errors(
 ) -> None:
     http, headers = await _holder(live_server, services, sessionmaker, org)
     async with http:
+        session = await http.get(f"/s/{org.booking_id}")  # the live session's page: a page, in words
+        assert session.status == 403 and "open the join link in your email" in await session.text()
         big = await http.post(f"/s/{org.booking_id}/check/api/offer", json={"sdp": "v=0" + "x" * 30_000},
                               headers=headers)
         assert big.status == 422 and "sdp" in (await big.json())["detail"]

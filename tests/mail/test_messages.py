@@ -28,6 +28,7 @@ from server.mail.messages import (
 from server.mail.transports import transport_from_url
 from tests.support.smtp import SmtpTestServer
 
+TUITION_KEPT = "until 28 days after the session, then erased automatically"
 ORG = Organisation(
     "Cambridgeshire Music", "Duet <no-reply@duet.example.org>", contact="the office on 01223 000000"
 )
@@ -69,7 +70,7 @@ def vevent(cal: Calendar) -> dict[str, object]:
 async def test_invitation_arrives_over_smtp_with_text_html_links_notice_and_ics(
     smtp_server: SmtpTestServer, tmp_path: Path
 ) -> None:
-    msg = invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention_days=90)
+    msg = invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT)
     await transport_from_url(smtp_server.url, tmp_path).send(msg)
 
     [got] = smtp_server.received_by("jo@example.org")
@@ -88,7 +89,7 @@ async def test_invitation_arrives_over_smtp_with_text_html_links_notice_and_ics(
         assert "video, audio and chat" in body and "only" in body and "consent" in body
         assert "encrypted" in body
         assert "only safeguarding staff" in body and "Every viewing is logged" in body
-        assert "90 days" in body
+        assert "How long it is kept: until 28 days after the session, then erased automatically" in body
         assert "Childline" in body
     assert f'href="{LINKS.join_url}"' in html
 
@@ -105,7 +106,7 @@ async def test_invitation_arrives_over_smtp_with_text_html_links_notice_and_ics(
 
 
 def test_consent_link_only_while_consent_is_missing() -> None:
-    msg = invitation(ORG, SUMMER, JO, replace(LINKS, consent_url=None), key=KEY, now=NOW, retention_days=90)
+    msg = invitation(ORG, SUMMER, JO, replace(LINKS, consent_url=None), key=KEY, now=NOW, retention=TUITION_KEPT)
     text, html = parts(msg)
     assert "consent/" not in text and "consent/" not in html
     assert "We do not yet have consent" not in text
@@ -113,32 +114,33 @@ def test_consent_link_only_while_consent_is_missing() -> None:
 
 
 def test_time_is_shown_in_the_recipients_zone_gmt_bst_and_abroad() -> None:
-    winter, _ = parts(invitation(ORG, WINTER, JO, LINKS, key=KEY, now=NOW, retention_days=90))
+    winter, _ = parts(invitation(ORG, WINTER, JO, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT))
     assert "Tuesday 13 January 2026, 16:00 to 16:45 GMT (UK time)" in winter
-    summer, _ = parts(invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention_days=90))
+    summer, _ = parts(invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT))
     assert "16:00 to 16:45 BST" in summer  # 15:00 UTC is 16:00 in British Summer Time
     abroad = replace(JO, time_zone="America/New_York")
-    ny, _ = parts(invitation(ORG, SUMMER, abroad, LINKS, key=KEY, now=NOW, retention_days=90))
+    ny, _ = parts(invitation(ORG, SUMMER, abroad, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT))
     assert "Tuesday 2 June 2026, 11:00 to 11:45 EDT (America/New York time)" in ny
     late = replace(JO, time_zone="Asia/Tokyo")  # 15:00 UTC is past midnight in Tokyo
-    tokyo, _ = parts(invitation(ORG, SUMMER, late, LINKS, key=KEY, now=NOW, retention_days=90))
+    tokyo, _ = parts(invitation(ORG, SUMMER, late, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT))
     assert "Wednesday 3 June 2026, 00:00 to 00:45 JST" in tokyo
 
 
 def test_unknown_time_zone_is_refused() -> None:
     with pytest.raises(InvalidInput, match="not a known time zone"):
         invitation(
-            ORG, SUMMER, replace(JO, time_zone="Mars/Olympus"), LINKS, key=KEY, now=NOW, retention_days=90
+            ORG, SUMMER, replace(JO, time_zone="Mars/Olympus"), LINKS, key=KEY, now=NOW, retention=TUITION_KEPT
         )
 
 
 def test_audio_session_does_not_talk_about_video_or_cameras() -> None:
     audio = replace(SUMMER, kind=SessionKind.LIVE_AUDIO)
-    text, _ = parts(invitation(ORG, audio, JO, LINKS, key=KEY, now=NOW, retention_days=365))
+    kept = "until 1 year after the session, then erased automatically"
+    text, _ = parts(invitation(ORG, audio, JO, LINKS, key=KEY, now=NOW, retention=kept))
     assert "live audio session" in text
     assert "video" not in text and "camera" not in text
     assert "the audio and chat of the session" in text
-    assert "1 year" in text
+    assert "until 1 year after the session" in text
 
 
 def test_change_notice_has_fresh_links_old_time_and_next_sequence() -> None:
@@ -152,7 +154,7 @@ def test_change_notice_has_fresh_links_old_time_and_next_sequence() -> None:
         key="booking-42.change.guardian-7.v1",
         now=NOW,
         sequence=1,
-        retention_days=90,
+        retention=TUITION_KEPT,
         previous_start=SUMMER.start,
     )
     text, html = parts(msg)
@@ -167,7 +169,7 @@ def test_change_notice_has_fresh_links_old_time_and_next_sequence() -> None:
     assert int(event["SEQUENCE"]) == 1  # type: ignore[call-overload]
     assert event["DTSTART"].dt == moved.start  # type: ignore[attr-defined]
     with pytest.raises(InvalidInput, match="SEQUENCE"):
-        change_notice(ORG, moved, JO, fresh, key=KEY, now=NOW, sequence=0, retention_days=90)
+        change_notice(ORG, moved, JO, fresh, key=KEY, now=NOW, sequence=0, retention=TUITION_KEPT)
 
 
 def test_cancellation_cancels_the_same_calendar_event() -> None:
@@ -236,11 +238,11 @@ def test_staff_alert_escapes_html_and_prefixes_subject() -> None:
 
 
 def test_message_id_is_deterministic_for_the_same_key() -> None:
-    a = invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention_days=90)
-    b = invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention_days=90)
+    a = invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT)
+    b = invitation(ORG, SUMMER, JO, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT)
     assert a["Message-ID"] == b["Message-ID"] == "<booking-42.invite.guardian-7.v0@duet.example.org>"
     with pytest.raises(InvalidInput, match="message key"):
-        invitation(ORG, SUMMER, JO, LINKS, key="bad key>", now=NOW, retention_days=90)
+        invitation(ORG, SUMMER, JO, LINKS, key="bad key>", now=NOW, retention=TUITION_KEPT)
 
 
 @pytest.mark.parametrize(
@@ -255,7 +257,7 @@ def test_message_id_is_deterministic_for_the_same_key() -> None:
 )
 def test_header_injection_is_refused(session: SessionInfo, to: Recipient) -> None:
     with pytest.raises(InvalidInput, match="line break"):
-        invitation(ORG, session, to, LINKS, key=KEY, now=NOW, retention_days=90)
+        invitation(ORG, session, to, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT)
 
 
 def test_subject_injection_in_alert_is_refused() -> None:
@@ -266,7 +268,7 @@ def test_subject_injection_in_alert_is_refused() -> None:
 def test_invalid_recipient_address_is_refused_with_a_clear_message() -> None:
     with pytest.raises(InvalidInput) as caught:
         invitation(
-            ORG, SUMMER, replace(JO, email="jo.example.org"), LINKS, key=KEY, now=NOW, retention_days=90
+            ORG, SUMMER, replace(JO, email="jo.example.org"), LINKS, key=KEY, now=NOW, retention=TUITION_KEPT
         )
     assert "'jo.example.org' is not a valid email address" in caught.value.detail
     assert "@-sign" in caught.value.detail
@@ -275,7 +277,7 @@ def test_invalid_recipient_address_is_refused_with_a_clear_message() -> None:
 
 def test_oversize_fields_are_refused() -> None:
     with pytest.raises(InvalidInput, match="longer than 200"):
-        invitation(ORG, SUMMER, replace(JO, name="J" * 201), LINKS, key=KEY, now=NOW, retention_days=90)
+        invitation(ORG, SUMMER, replace(JO, name="J" * 201), LINKS, key=KEY, now=NOW, retention=TUITION_KEPT)
     with pytest.raises(InvalidInput, match="longer than 250"):
         staff_alert(ORG, JO, key="a", now=NOW, subject="S" * 251, lines=["x"])
 
@@ -289,11 +291,11 @@ def test_links_must_be_http_urls() -> None:
             replace(LINKS, join_url="javascript:alert(1)"),
             key=KEY,
             now=NOW,
-            retention_days=90,
+            retention=TUITION_KEPT,
         )
 
 
 def test_naive_start_time_is_refused() -> None:
     naive = replace(SUMMER, start=datetime(2026, 6, 2, 15, 0))  # noqa: DTZ001 - the point of the test
     with pytest.raises(InvalidInput, match="timezone-aware"):
-        invitation(ORG, naive, JO, LINKS, key=KEY, now=NOW, retention_days=90)
+        invitation(ORG, naive, JO, LINKS, key=KEY, now=NOW, retention=TUITION_KEPT)

@@ -8,15 +8,17 @@ layer (any status but 401/403); every other caller must be refused with 401 or 4
   "admin", "manager", "safeguarding" (TOTP done)
   "link"          the guardian holding a join link for org.booking_id (cookie from /l/<token>)
   "link_other"    a guardian holding a link for a different booking
+  "check_link"    the guardian holding only a device-check link for org.booking_id: never the live session
 """
 
 from __future__ import annotations
 
 ANYONE = frozenset({"anonymous", "practitioner", "practitioner2", "admin", "manager", "safeguarding", "link",
-                    "link_other"})
+                    "link_other", "check_link"})
 STAFF = frozenset({"practitioner", "practitioner2", "admin", "manager", "safeguarding"})
 OFFICE = frozenset({"admin", "manager", "safeguarding"})
 SESSION = frozenset({"link", "practitioner", "safeguarding"})  # the booking's holder, own tutor, observer
+CHECK = SESSION | {"check_link"}  # the device check, and what every family page needs
 
 ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): ANYONE,
@@ -25,15 +27,15 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/dashboard"): STAFF,
     ("GET", "/l/{token}"): ANYONE,
     ("GET", "/s/{booking_id}"): SESSION,
-    ("GET", "/s/{booking_id}/api/context"): SESSION,
+    ("GET", "/s/{booking_id}/api/context"): CHECK,
     ("GET", "/s/{booking_id}/ws"): SESSION,
     ("GET", "/api/v1/media/stats"): frozenset({"admin", "manager"}),
     ("GET", "/recordings"): frozenset({"safeguarding"}),
-    ("GET", "/s/{booking_id}/check"): SESSION,
-    ("POST", "/s/{booking_id}/check/api/offer"): SESSION,
-    ("POST", "/s/{booking_id}/check/api/results"): SESSION,
-    ("POST", "/s/{booking_id}/check/api/loopback"): SESSION,
-    ("POST", "/s/{booking_id}/check/api/loopback/{probe}/answer"): SESSION,
+    ("GET", "/s/{booking_id}/check"): CHECK,
+    ("POST", "/s/{booking_id}/check/api/offer"): CHECK,
+    ("POST", "/s/{booking_id}/check/api/results"): CHECK,
+    ("POST", "/s/{booking_id}/check/api/loopback"): CHECK,
+    ("POST", "/s/{booking_id}/check/api/loopback/{probe}/answer"): CHECK,
     ("GET", "/api/v1/bookings/{booking_id}/checks"): STAFF,
     ("GET", "/api/v1/recordings"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/recordings/{recording_id}/views"): frozenset({"safeguarding"}),
@@ -91,8 +93,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/concerns/{concern_id}/discussed"): frozenset({"manager", "safeguarding"}),
     ("POST", "/api/v1/concerns/{concern_id}/holds"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/holds/{hold_id}/lift"): frozenset({"safeguarding"}),
-    ("GET", "/s/{booking_id}/concern"): SESSION,
-    ("POST", "/s/{booking_id}/api/concern"): SESSION,
+    ("GET", "/s/{booking_id}/concern"): CHECK,
+    ("POST", "/s/{booking_id}/api/concern"): CHECK,
     ("POST", "/api/v1/clients/{client_id}/suspend"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/clients/{client_id}/reinstate"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/guardians/{guardian_id}/suspend"): frozenset({"safeguarding"}),

@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.bookings.models import BookingKind
 from server.bookings.services import NewBooking
 from server.clock import FakeClock
+from server.links.models import LinkPurpose
 from server.services import Services
 from server.web.access import route_rule
 from tests.support.org import PASSWORD, SETUP, Org, issue_link
 from tests.web.access_table import ACCESS, PATH_VALUES
 
 CALLERS = ("anonymous", "practitioner", "practitioner2", "admin", "manager", "safeguarding", "link",
-           "link_other")
+           "link_other", "check_link")
 STAFF_EMAIL = {"practitioner": "tutor", "practitioner2": "tutor2", "admin": "admin", "manager": "manager",
                "safeguarding": "safeguarding"}
 
@@ -49,7 +50,7 @@ async def _become(client: TestClient, caller: str, org: Org, clock: FakeClock, t
     client.session.cookie_jar.clear()
     if caller == "anonymous":
         return ""
-    if caller in ("link", "link_other"):
+    if caller in ("link", "link_other", "check_link"):
         opened = await client.get(f"/l/{tokens[caller]}", allow_redirects=False)
         assert opened.status == 303
         booking = opened.headers["Location"].split("/")[2]
@@ -86,6 +87,8 @@ async def test_each_caller_gets_exactly_what_the_table_allows(
     tokens = {
         "link": await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}"),
         "link_other": await issue_link(services, sessionmaker, other.id, f"guardian:{org.guardian_id}"),
+        "check_link": await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}",
+                                       LinkPurpose.CHECK),
     }
     csrf = await _become(client, caller, org, clock, tokens)
     wrong: list[str] = []
