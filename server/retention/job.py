@@ -11,6 +11,7 @@ of recordings erased earlier.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ from server.recording.stores import RecordingStore
 from server.retention.dates import ACTOR, EraseDates
 from server.retention.policies import AtEnd, PolicySet
 
+log = logging.getLogger("duet.retention")
 Action = Literal["erase", "review", "held", "finish_erasure"]
 
 
@@ -109,7 +111,16 @@ class RetentionJob:
                 await session.commit()
 
     async def run_daily(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        """Inside ``duet serve``: a run at start-up, then one a day."""
+        """Inside ``duet serve``: a run at start-up, then one a day.
+
+        A failed run (the store or the database away) is logged and tried again in an hour: the job must
+        never stop for good, and erasure is idempotent, so a retry finishes what the failure left.
+        """
         while True:
-            await self.run(sessionmaker)
+            try:
+                await self.run(sessionmaker)
+            except Exception:  # noqa: BLE001 - any failure: log it, keep the daily job alive
+                log.exception("retention run failed; trying again in an hour")
+                await self.clock.sleep(3600)
+                continue
             await self.clock.sleep(24 * 3600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from server.errors import Gone
 from server.people.models import Client
 from server.recording.models import Recording
 from server.recording.review import ReviewService
-from server.recording.stores import FolderStore
+from server.recording.stores import FolderStore, StoreUnavailable
 from server.retention.job import RetentionJob
 from server.retention.loader import load_policies
 from server.safeguarding.models import Concern, RecordingHold
@@ -175,3 +176,35 @@ async def test_a_crash_between_shredding_and_deleting_is_finished_by_the_next_ru
     monkeypatch.undo()
     done = await job.run(sessionmaker)
     assert [d.action for d in done] == ["finish_erasure"] and not await store.exists(rid)
+
+
+async def test_the_daily_job_survives_a_failed_run_and_finishes_an_hour_later(
+    job: RetentionJob, store: FolderStore, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock.advance(timedelta(hours=1))
+    rid = await record(sessionmaker, store, org, clock)
+    clock.advance(timedelta(days=29))
+    real_delete = store.delete_recording
+
+    async def store_away(recording_id: uuid.UUID) -> int:
+        raise StoreUnavailable("the recording store did not answer")
+
+    monkeypatch.setattr(store, "delete_recording", store_away)
+    daily = asyncio.create_task(job.run_daily(sessionmaker))
+    try:
+        for _ in range(100):
+            if "retention run failed" in caplog.text:
+                break
+            await asyncio.sleep(0.02)
+        assert "retention run failed; trying again in an hour" in caplog.text
+        assert not daily.done() and await store.exists(rid)  # still running, the chunks still there
+        monkeypatch.setattr(store, "delete_recording", real_delete)
+        clock.advance(timedelta(hours=1))
+        for _ in range(100):
+            if not await store.exists(rid):
+                break
+            await asyncio.sleep(0.02)
+        assert not await store.exists(rid)
+    finally:
+        daily.cancel()
