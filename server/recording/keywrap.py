@@ -231,6 +231,10 @@ class X25519KeyFiles:
         """For media nodes: wraps to the current public key; cannot unwrap."""
         return X25519Wrapper(self._load_public(self.folder / _PUB))
 
+    def following_wrapper(self) -> CurrentKeyWrapper:
+        """For a long-running media node: wraps to the public key file as it is at each new recording."""
+        return CurrentKeyWrapper(self)
+
     def wrapper(self) -> X25519Wrapper:
         """Wraps to the current key; unwraps with every private key file present (current and retiring)."""
         privates: dict[str, X25519PrivateKey] = {}
@@ -345,3 +349,24 @@ def _kms_error(exc: BotoCoreError | ClientError) -> KeyWrapError:
             return KeyUnavailable(f"The KMS key cannot be used ({code}).")
         return KeyUnavailable(f"KMS failed ({code or 'error'}); retry later.")
     return KeyUnavailable(f"KMS cannot be reached ({type(exc).__name__}); retry later.")
+
+
+class CurrentKeyWrapper:
+    """Wraps each new recording's data key to the current public key file, read at that moment.
+
+    So ``duet keys rotate`` takes effect in a running ``duet serve`` at once: no recording made after a
+    rotation is wrapped to the old key, which ``--retire`` may delete. It cannot unwrap (a media node).
+    """
+
+    def __init__(self, files: X25519KeyFiles) -> None:
+        self._files = files
+
+    @property
+    def key_id(self) -> str:
+        return self._files.public_wrapper().key_id
+
+    def wrap(self, data_key: bytes, recording_id: uuid.UUID) -> WrappedKey:
+        return self._files.public_wrapper().wrap(data_key, recording_id)
+
+    def unwrap(self, wrapped: WrappedKey, recording_id: uuid.UUID) -> bytes:
+        raise KeyUnavailable("A media node holds no private key: recordings are read where the private key is kept.")

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit.log import Actor, AuditLog
+from server.errors import Conflict
 from server.recording.keywrap import WrappedKey, X25519KeyFiles, rewrap
 from server.recording.models import Recording
 
@@ -45,6 +46,13 @@ async def rotate_keys(session: AsyncSession, files: X25519KeyFiles, audit: Audit
     retired: list[str] = []
     if retire:
         for key_id in files.key_ids()[1:]:
+            still = await session.scalar(select(func.count()).select_from(Recording).where(
+                Recording.key_id == key_id, Recording.wrapped_key.is_not(None)))
+            if still:  # made in the moment of the rotation: run `duet keys rotate --retire` again
+                raise Conflict(f"{still} recording(s) are still wrapped to key {key_id}; it was not retired. "
+                               "Run `duet keys rotate --retire` again.")
             files.retire(key_id)
+            await audit.record(session, actor, "recording.key_retired", f"key:{key_id}", {"replaced_by": new_id})
             retired.append(key_id)
+        await session.commit()
     return Rotation(old_id, new_id, count, tuple(retired))

@@ -37,7 +37,7 @@ def wrapper_from_settings(settings: Settings, *, can_unwrap: bool = False) -> Ke
         return KmsWrapper(boto3.client("kms", region_name=settings.s3_region), settings.kms_key_id)
     files = key_files(settings)
     files.ensure()
-    return files.wrapper() if can_unwrap else files.public_wrapper()
+    return files.wrapper() if can_unwrap else files.following_wrapper()
 
 
 def spool_from_settings(settings: Settings, store: RecordingStore, clock: Clock) -> Spool:

@@ -43,3 +43,21 @@ async def test_rotation_rewraps_every_key_and_the_media_key_is_unchanged(
         audited = (await s.execute(select(AuditEvent).where(AuditEvent.action == "recording.key_rewrapped"))
                    ).scalar_one()
     assert audited.target == f"recording:{rid}"
+
+
+async def test_a_running_media_node_wraps_to_the_new_key_at_once_and_retirement_is_audited(
+    org: Org, services: Services, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    files = X25519KeyFiles(tmp_path / "keys")
+    first_id = files.ensure()
+    media_node = files.following_wrapper()  # built once at start-up, as `duet serve` does
+    assert media_node.key_id == first_id
+    async with sessionmaker() as s:
+        done = await rotate_keys(s, files, services.audit, Actor("cli", "cli"), retire=True)
+        retired = (await s.execute(select(AuditEvent).where(AuditEvent.action == "recording.key_retired"))
+                   ).scalar_one()
+    assert retired.target == f"key:{first_id}"
+    rid = uuid.uuid4()
+    new = begin_recording(rid, media_node)  # a recording started after the rotation, without a restart
+    assert new.wrapped_key.key_id == done.new_key_id != first_id
+    assert len(files.wrapper().unwrap(new.wrapped_key, rid)) == 32  # readable with the keys that remain
