@@ -153,6 +153,9 @@ class BookingService:
         """Move a confirmed booking: old links stop, SEQUENCE+1, everyone gets a change notice with fresh links."""
         if booking.status != BookingStatus.CONFIRMED:
             raise Conflict(f"Booking {booking.id} is {booking.status}, not confirmed.")
+        if not BookingKind(booking.kind).is_remote:  # moving it could break every visit rule checked at booking
+            raise PolicyViolation("A visit cannot be moved: cancel it and book the new time through /api/v1/visits, "
+                                  "so that the visit rules are checked again.", rule="visit_reschedule")
         if starts_at.tzinfo is None:
             raise InvalidInput("Give the start time with its time zone offset.", field="starts_at")
         if starts_at < self._clock.now():

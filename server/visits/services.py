@@ -199,8 +199,17 @@ class VisitService:
 
         Evening work (policies/000_*, 002_*, 003_*): a home visit past the evening hour, or any visit past it
         on a day the practitioner was unavailable, needs a manager's agreement. Home visits also need the
-        workspace checklist (policies/001_*)."""
+        workspace checklist (policies/001_*). A suspension of the practitioner, the client or anyone in the
+        family (policies/004_*: approval suspended while a concern is looked into) stops every visit."""
         reasons = []
+        practitioner = await session.get(Staff, booking.practitioner_id)
+        if practitioner is not None and practitioner.suspended:
+            reasons.append("Visit blocked: the practitioner's approval is suspended")
+        client = await session.get(Client, booking.client_id)
+        if client is not None and client.status != "approved":
+            reasons.append("Visit blocked: the client's approval is suspended")
+        if client is not None and any(link.guardian.status != "approved" for link in client.guardians):
+            reasons.append("Visit blocked: the approval of someone in the family is suspended")
         day = booking.starts_at.astimezone(self._settings.zone).date()
         if visit.evening and visit.evening_agreed_by_id is None:
             hour = self._settings.evening_hour

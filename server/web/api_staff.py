@@ -10,10 +10,11 @@ from sqlalchemy import select
 
 from server.accounts.models import DbsLevel, Role, Staff
 from server.accounts.services import NewStaff
+from server.bookings.models import Booking
 from server.web.access import staff
 from server.web.api import Body, documented, ok, path_id, read_body
 from server.web.api_auth import StaffOut
-from server.web.keys import DB, SERVICES, STAFF
+from server.web.keys import DB, HUB, SERVICES, STAFF
 
 routes = web.RouteTableDef()
 
@@ -66,6 +67,13 @@ async def suspend_staff(request: web.Request) -> web.Response:
     target = await services.staff.get(request[DB], path_id(request, "staff_id"))
     await services.staff.suspend(request[DB], request[STAFF].actor, target, body.reason)
     await request[DB].commit()
+    hub = request.app.get(HUB)
+    if hub is not None:  # a suspended practitioner's live sessions end at once; observing stops too
+        for live in list(hub.sessions.values()):
+            booking = await request[DB].get(Booking, live.booking_id)
+            if booking is not None and booking.practitioner_id == target.id:
+                await hub.end(live.booking_id, "This session cannot go ahead at the moment. We will be in touch.")
+        await hub.remove_subject(None, f"staff:{target.id}", "Your approval has been suspended.")
     return ok(StaffOut.of(target))
 
 

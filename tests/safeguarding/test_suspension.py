@@ -118,3 +118,31 @@ async def test_a_suspended_guardian_is_removed_from_the_live_session_and_a_clien
             await caller.close()
             await caller.http.close()
         await lead.close()
+
+
+async def test_a_suspended_practitioner_ends_their_live_session_at_once(
+        live_server: str, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    clock.advance(timedelta(hours=1))  # the booking starts now
+    callers: list[Caller] = []
+    for subject in (f"guardian:{org.guardian_id}", f"staff:{org.tutor_id}"):
+        http = ClientSession(cookie_jar=CookieJar(unsafe=True))
+        token = await issue_link(services, sessionmaker, org.booking_id, subject)
+        assert (await http.get(f"{live_server}/l/{token}", allow_redirects=False)).status == 303
+        caller = Caller(http, live_server, org.booking_id)
+        await caller.connect()
+        await caller.wait_for("welcome")
+        callers.append(caller)
+    guardian, tutor = callers
+    lead, csrf = await _lead(live_server, org, clock)
+    try:
+        response = await lead.post(f"{live_server}/api/v1/staff/{org.tutor_id}/suspend",
+                                   json={"reason": "allegation about a lesson"}, headers={"X-CSRF-Token": csrf})
+        assert response.status == 200, await response.text()
+        assert (await guardian.wait_for("ended"))["reason"].startswith("This session cannot go ahead")
+        await until(lambda: guardian.closed_code is not None and tutor.closed_code is not None)
+    finally:
+        for caller in callers:
+            await caller.close()
+            await caller.http.close()
+        await lead.close()

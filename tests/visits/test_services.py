@@ -212,3 +212,25 @@ async def test_a_practitioner_unavailable_in_the_day_needs_a_manager_for_evening
     await people.post("manager", f"{path}/evening-agreement", {"reason": "recovered, concert next week"})
     status, visit = await people.post("manager", f"{path}/authorise", {"purpose": "orchestra sectional"})
     assert status == 200 and visit["blocked_reason"] is None
+
+
+async def test_a_suspension_blocks_authorisation_and_a_visit_cannot_be_moved_past_its_rules(
+        people: People, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await put_on_map(org, sessionmaker)
+    status, visit = await people.post("admin", "/api/v1/visits", home_visit(org, _at(clock, 14)))
+    assert status == 201, visit
+    booking = visit["booking_id"]
+    status, _ = await people.post("safeguarding", f"/api/v1/guardians/{org.guardian_id}/suspend",
+                                  {"reason": "allegation under investigation"})
+    assert status == 200
+    status, problem = await people.post("manager", f"/api/v1/visits/{booking}/authorise", {"purpose": "tuition"})
+    assert status == 409 and "approval of someone in the family is suspended" in problem["detail"]
+    status, _ = await people.post("safeguarding", f"/api/v1/guardians/{org.guardian_id}/reinstate",
+                                  {"reason": "no case to answer"})
+    assert status == 200
+    status, visit = await people.post("manager", f"/api/v1/visits/{booking}/authorise", {"purpose": "tuition"})
+    assert status == 200, visit
+    # Moving a confirmed visit to 21:30 for 5 minutes would skip the evening and length rules: refused.
+    status, problem = await people.post("admin", f"/api/v1/bookings/{booking}/reschedule", {
+        "starts_at": _at(clock, 21, 30).isoformat(), "duration_minutes": 5})
+    assert status == 409 and "cancel it and book the new time" in problem["detail"]
