@@ -18,7 +18,7 @@ from server.errors import Gone
 from server.people.models import Client
 from server.recording.models import Recording
 from server.recording.review import ReviewService
-from server.recording.stores import FolderStore, StoreUnavailable
+from server.recording.stores import FolderStore, RecordingStore, StoreUnavailable
 from server.retention.job import RetentionJob
 from server.retention.loader import load_policies
 from server.safeguarding.models import Concern, RecordingHold
@@ -38,7 +38,8 @@ def job(services: Services, clock: FakeClock, store: FolderStore, tmp_path: Path
     return RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
 
 
-async def record(sm: async_sessionmaker[AsyncSession], store: FolderStore, org: Org, clock: FakeClock) -> uuid.UUID:
+async def record(sm: async_sessionmaker[AsyncSession], store: RecordingStore, org: Org, clock: FakeClock
+                 ) -> uuid.UUID:
     """A stored recording of org.booking_id with two sealed chunks (the bytes do not matter here)."""
     rid = uuid.uuid4()
     async with sm() as s:
@@ -208,3 +209,23 @@ async def test_the_daily_job_survives_a_failed_run_and_finishes_an_hour_later(
         assert not await store.exists(rid)
     finally:
         daily.cancel()
+
+
+@pytest.mark.parametrize("kind", ["folder", "s3"])
+async def test_erasure_leaves_nothing_in_the_store_or_the_spool(
+    kind: str, request: pytest.FixtureRequest, services: Services, org: Org, clock: FakeClock,
+    sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+) -> None:
+    store: RecordingStore = FolderStore(tmp_path / "recordings") if kind == "folder" else request.getfixturevalue(
+        "s3_store")
+    job = RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
+    clock.advance(timedelta(hours=1))
+    rid = await record(sessionmaker, store, org, clock)
+    spooled = tmp_path / "spool" / str(rid)
+    spooled.mkdir(parents=True)
+    (spooled / "000002.chunk").write_bytes(b"sealed chunk not uploaded yet")
+    clock.advance(timedelta(days=29))
+    assert [d.action for d in await job.run(sessionmaker)] == ["erase"]
+    assert not await store.exists(rid) and await store.list_chunks(rid) == []
+    assert not spooled.exists()
+    assert (await state(sessionmaker, rid)).wrapped_key is None
