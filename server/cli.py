@@ -220,6 +220,9 @@ def _retention_run(settings: Settings, dry_run: bool, as_json: bool) -> int:
     async def work(services: Services, session: Any) -> int:
         job = job_from_settings(settings, services.clock, services.audit)
         due = await job.run(make_sessionmaker(session.bind), dry_run=dry_run)
+        for policy in job.policies.reviews_due(job.today()):
+            print(f"storage policy {policy.id} ({policy.source_file}) was due for review on {policy.next_review}",
+                  file=sys.stderr)
         if as_json:
             print(json.dumps([asdict(d) for d in due], indent=2))
         elif not due:

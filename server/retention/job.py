@@ -59,6 +59,9 @@ class RetentionJob:
     async def run(self, sessionmaker: async_sessionmaker[AsyncSession], *, dry_run: bool = False) -> list[Due]:
         """Refresh every date, then erase (or list for review) what is due. Idempotent."""
         today = self.today()
+        for policy in self.policies.reviews_due(today):
+            log.warning("storage policy %s (%s) was due for review on %s", policy.id, policy.source_file,
+                        policy.next_review)
         due: list[Due] = []
         async with sessionmaker() as session:
             rows = list((await session.scalars(select(Recording).where(Recording.erased_at.is_(None))

@@ -206,7 +206,7 @@ class PolicySet:
         return sorted(found, key=lambda p: -p.priority)
 
     def reviews_due(self, on: date) -> list[Policy]:
-        """Policies whose review date has come (shown at start-up and in ``duet retention policies``)."""
+        """Policies whose review date has come (logged by each retention run, printed by ``duet retention run``)."""
         return [p for p in self.policies if p.next_review <= on]
 
 

@@ -229,3 +229,15 @@ async def test_erasure_leaves_nothing_in_the_store_or_the_spool(
     assert not await store.exists(rid) and await store.list_chunks(rid) == []
     assert not spooled.exists()
     assert (await state(sessionmaker, rid)).wrapped_key is None
+
+
+async def test_a_policy_past_its_review_date_is_flagged_by_every_run(
+    job: RetentionJob, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await job.run(sessionmaker)
+    assert "due for review" not in caplog.text
+    latest = max(p.next_review for p in job.policies)
+    clock.advance(timedelta(days=(latest - clock.now().date()).days + 1))
+    await job.run(sessionmaker)
+    assert caplog.text.count("was due for review") == len(job.policies)
