@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.relay_bench
 	$(VENV)/bin/python -m bench.allocation_bench
 	$(VENV)/bin/python -m bench.sealing_bench
+	$(VENV)/bin/python -m bench.recorder_bench
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

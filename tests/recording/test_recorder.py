@@ -4,7 +4,6 @@ writer; the stored recording decrypts and PyAV decodes every participant's track
 from __future__ import annotations
 
 import asyncio
-import fractions
 import io
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import av
 
 from server.clock import FakeClock
-from server.media.frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, vp8_is_keyframe
+from server.media.frames import AUDIO_TIME_BASE, EncodedFrame
 from server.recording.keywrap import X25519KeyFiles
 from server.recording.muxer import Track, vp8_size
 from server.recording.reader import Completeness, RecordingReader
@@ -21,41 +20,9 @@ from server.recording.recorder import Recorder
 from server.recording.spool import Spool
 from server.recording.stores import FolderStore
 from server.recording.writer import SealedWriter, begin_recording
+from tests.support.frames import opus_frames, vp8_frames
 
 SECONDS = 3
-
-
-def _vp8(pid: str, start: float, shade: int) -> list[EncodedFrame]:
-    """Real VP8 frames (30 fps, 320x240) as a publisher would send them: pts from 0 on a 90 kHz clock."""
-    enc = av.CodecContext.create("libvpx", "w")
-    enc.width, enc.height, enc.pix_fmt = 320, 240, "yuv420p"
-    enc.time_base = fractions.Fraction(1, 30)
-    frames = []
-    for i in range(SECONDS * 30 + 1):
-        picture = av.VideoFrame(320, 240, "yuv420p") if i < SECONDS * 30 else None
-        if picture is not None:
-            for plane in picture.planes:
-                plane.update(bytes([(shade + i) % 255]) * plane.buffer_size)
-            picture.pts = i
-        for packet in enc.encode(picture):
-            data = bytes(packet)
-            frames.append(EncodedFrame(pid, "video", "VP8", data, int(packet.pts) * 3000, VIDEO_TIME_BASE,
-                                       vp8_is_keyframe(data), arrival=start + int(packet.pts) / 30))
-    return frames
-
-
-def _opus(pid: str, start: float) -> list[EncodedFrame]:
-    enc = av.CodecContext.create("libopus", "w")
-    enc.sample_rate, enc.layout, enc.format = 48000, "stereo", "s16"
-    frames = []
-    for i in range(SECONDS * 50):
-        sound = av.AudioFrame(format="s16", layout="stereo", samples=960)
-        sound.planes[0].update(bytes(sound.planes[0].buffer_size))
-        sound.sample_rate, sound.pts = 48000, i * 960
-        for packet in enc.encode(sound):
-            frames.append(EncodedFrame(pid, "audio", "opus", bytes(packet), int(packet.pts), AUDIO_TIME_BASE, True,
-                                       arrival=start + int(packet.pts) / 48000))
-    return frames
 
 
 async def _feed(frames: list[EncodedFrame]) -> AsyncIterator[EncodedFrame]:
@@ -65,7 +32,8 @@ async def _feed(frames: list[EncodedFrame]) -> AsyncIterator[EncodedFrame]:
 
 
 async def test_two_participants_are_recorded_without_reencoding_and_decode_back(tmp_path: Path) -> None:
-    frames = _vp8("staff:1", 0.0, 10) + _opus("staff:1", 0.0) + _vp8("guardian:3", 0.5, 120) + _opus("guardian:3", 0.5)
+    frames = (vp8_frames("staff:1", 0.0, 10, SECONDS) + opus_frames("staff:1", 0.0, SECONDS)
+              + vp8_frames("guardian:3", 0.5, 120, SECONDS) + opus_frames("guardian:3", 0.5, SECONDS))
     frames.sort(key=lambda f: f.arrival)
     frames.append(EncodedFrame("observer:9", "audio", "opus", b"x", 0, AUDIO_TIME_BASE, True, arrival=1.0))
     store, clock, keys = FolderStore(tmp_path / "rec"), FakeClock(), X25519KeyFiles(tmp_path / "keys")
