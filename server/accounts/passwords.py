@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -9,8 +11,15 @@ from server.errors import InvalidInput
 
 MIN_LENGTH = 12
 _hasher = PasswordHasher()
-# A hash of a random password, checked when the email is unknown so timing does not reveal accounts.
-_DUMMY = _hasher.hash("not-a-real-password-0000")
+
+
+@cache
+def _dummy() -> str:
+    """A hash checked when the email is unknown, so timing does not reveal accounts.
+
+    Made on first use, not at import: a hash costs about 0.3 s, which every command would pay.
+    """
+    return _hasher.hash("not-a-real-password-0000")
 
 
 def check_strength(password: str) -> None:
@@ -27,6 +36,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
+        return _hasher.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
