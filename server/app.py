@@ -130,7 +130,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     if background_jobs:
         app.cleanup_ctx.append(retention_context(settings, clock, app[SERVICES].audit, lambda: app[SESSIONMAKER]))
         app.cleanup_ctx.append(sender_context(settings, clock, app[SERVICES].audit, lambda: app[SESSIONMAKER]))
-        reminders = Reminders(clock, BookingNotifier(settings, clock, app[SERVICES].links),
+        reminders = Reminders(clock, BookingNotifier(settings, clock, app[SERVICES].links, app[SERVICES].consent),
                               device_checked=device_checked)
         app.cleanup_ctx.append(reminders_context(reminders, lambda: app[SESSIONMAKER]))
     for table in (pages.routes, api_auth.routes, api_people.routes, api_staff.routes, api_bookings.routes,

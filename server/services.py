@@ -44,7 +44,8 @@ class Services:
         audit = AuditLog(clock)
         logins = Logins(settings, clock, audit, keys)
         links = LinkService(settings, clock, audit, keys)
-        bookings = BookingService(clock, audit, BookingNotifier(settings, clock, links))
+        consent = ConsentService(clock, audit, settings.organisation, settings.storage_policies)
+        bookings = BookingService(clock, audit, BookingNotifier(settings, clock, links, consent))
         visits = VisitService(settings, clock, audit, bookings)
         erase_dates = EraseDates(settings.storage_policies, clock, audit, settings.time_zone)
         return cls(
@@ -56,6 +57,6 @@ class Services:
             visits=visits, lone_working=LoneWorking(clock, audit, visits),
             overdue=OverdueAlerts(settings, clock, audit),
             safeguarding=SafeguardingService(settings, clock, audit, erase_dates),
-            consent=ConsentService(clock, audit, settings.organisation, settings.storage_policies),
+            consent=consent,
             erase_dates=erase_dates,
         )

@@ -18,6 +18,7 @@ from server.audit.log import Actor
 from server.bookings.models import Booking, BookingInvitee, InviteeRole
 from server.clock import Clock
 from server.config import Settings
+from server.consent.services import ConsentService
 from server.errors import NotFound
 from server.links.models import AccessLink, LinkPurpose
 from server.links.service import LinkService
@@ -37,9 +38,10 @@ def _tag(url: str) -> str:
 class BookingNotifier:
     """Issues each person's links and enqueues their invitation, change notice or cancellation."""
 
-    def __init__(self, settings: Settings, clock: Clock, links: LinkService) -> None:
+    def __init__(self, settings: Settings, clock: Clock, links: LinkService, consent: ConsentService) -> None:
         self._clock = clock
         self._links = links
+        self._consent = consent
         self._policies_dir = settings.storage_policies
         self._policies: PolicySet | None = None  # loaded on first use
         self._org = messages.Organisation(settings.organisation, settings.mail_from,
@@ -87,16 +89,21 @@ class BookingNotifier:
                 return messages.Recipient(client.name, client.email, client.time_zone)
         raise NotFound(f"Invitee {invitee.subject} has no email address.")
 
+    async def consent_missing(self, session: AsyncSession, booking: Booking) -> bool:
+        """True unless a consent to recording is in force for the client (from a guardian or themselves)."""
+        held = await self._consent.in_force(session, [f"client:{booking.client_id}"])
+        return not any(row.scope_record for row in held)
+
     async def family_links(self, session: AsyncSession, booking: Booking, subject: str, *,
                            consent: bool = True) -> messages.Links:
-        """Fresh join and device-check links (and a consent link) for one invitee."""
+        """Fresh join and device-check links, and a consent link while consent to recording is missing."""
         issue = self._links.issue
+        ask = consent and await self.consent_missing(session, booking)
         return messages.Links(
             join_url=self._links.url(await issue(session, booking, subject, LinkPurpose.JOIN)),
             check_url=self._links.url(await issue(session, booking, subject, LinkPurpose.CHECK)),
-            # Always for now: the consent service decides later whether consent is missing.
             consent_url=self._links.url(await issue(session, booking, subject, LinkPurpose.CONSENT))
-            if consent else None,
+            if ask else None,
         )
 
     async def invite(self, session: AsyncSession, booking: Booking, *, change: bool = False,

@@ -81,7 +81,7 @@ class Reminders:
             invitee = next(i for i in booking.invitees if i.subject == subject)
             info, _ = await self._notifier.session_info(session, booking)
             to = await self._notifier.recipient(session, invitee)
-            links = await self._notifier.family_links(session, booking, subject, consent=False)
+            links = await self._notifier.family_links(session, booking, subject)  # consent link if missing
             if which == "24h":
                 msg = messages.reminder_day_before(self._notifier.organisation, info, to, links, key=key, now=now)
             else:

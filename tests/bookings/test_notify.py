@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.bookings.models import BookingKind
 from server.bookings.services import NewBooking
 from server.clock import FakeClock
+from server.consent.services import Grant
 from server.mail.models import OutboxMessage
 from server.mail.outbox import Sender
 from server.mail.transports import transport_from_url
@@ -191,3 +192,21 @@ async def test_header_injection_in_a_name_cannot_add_headers(
     await _send(sessionmaker, smtp_server, clock, tmp_path)
     assert all("victim@evil.example" not in m.rcpt_tos for m in smtp_server.messages)
     assert all(b"victim@evil.example" not in m.raw for m in smtp_server.messages)
+
+
+async def test_the_consent_link_is_sent_only_while_consent_is_missing(
+        client: TestClient, org: Org, login: Login, clock: FakeClock, smtp_server: SmtpTestServer,
+        services: Services, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    csrf = await login("admin")
+    before = await _book(client, org, csrf)
+    async with sessionmaker() as s:
+        await services.consent.give(s, SETUP, f"guardian:{org.guardian_id}", f"client:{org.child_id}",
+                                    Grant(record=True, safeguarding=True, feedback=False), clock.now().date())
+        await s.commit()
+    after = await _book(client, org, csrf, starts_at="2026-11-24T16:00:00+00:00")
+    await _send(sessionmaker, smtp_server, clock, tmp_path)
+    texts = {booking: " ".join(_text(m.message).split()) for m in smtp_server.messages
+             if m.rcpt_tos == ("gail@family.example.org",)
+             for booking in (before, after) if f"booking-{booking}." in m.message["Message-ID"]}
+    assert "We do not yet have consent to record Kit's sessions" in texts[before]
+    assert "consent" not in texts[after].split("How the session works")[0]  # no request, no consent link

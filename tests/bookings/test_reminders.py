@@ -32,7 +32,8 @@ async def test_day_and_hour_reminders_are_enqueued_once_by_two_nodes(
             kind=BookingKind.LIVE_VIDEO, practitioner_id=org.other_tutor_id, client_id=org.child_id,
             starts_at=clock.now() + timedelta(days=2), duration_minutes=30, guardian_ids=(org.guardian_id,)))
         await s.commit()
-    nodes = [Reminders(clock, BookingNotifier(services.settings, clock, services.links)) for _ in range(2)]
+    notifier = BookingNotifier(services.settings, clock, services.links, services.consent)
+    nodes = [Reminders(clock, notifier) for _ in range(2)]
     assert await nodes[0].run_once(sessionmaker) == 0  # two days ahead: nothing yet
     clock.set(booking.starts_at - timedelta(hours=23))
     counts = await asyncio.gather(*(n.run_once(sessionmaker) for n in nodes))
@@ -47,6 +48,6 @@ async def test_day_and_hour_reminders_are_enqueued_once_by_two_nodes(
 
 async def test_a_booking_made_inside_the_hour_gets_no_reminder(
         org: Org, services: Services, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    reminders = Reminders(clock, BookingNotifier(services.settings, clock, services.links))
+    reminders = Reminders(clock, BookingNotifier(services.settings, clock, services.links, services.consent))
     assert await reminders.run_once(sessionmaker) == 0  # org's booking was made an hour before it starts
     assert await _reminders(sessionmaker) == []
