@@ -7,13 +7,14 @@ builds /api/v1/openapi.json from the registered routes, so the document cannot d
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from server.errors import InvalidInput, NotFound
@@ -52,6 +53,19 @@ def documented(summary: str, *, body: type[BaseModel] | None = None, response: t
     return decorate
 
 
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _one_line(value: str) -> str:
+    if _NOT_ONE_LINE.search(value):
+        raise ValueError("must be one line of text, without line breaks or control characters")
+    return value
+
+
+# Names go into email headers and calendar files: refused at entry, not when the first email is built.
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
 def _describe(error: ErrorDetails) -> tuple[str, str]:
     where = ".".join(str(part) for part in error["loc"]) or "body"
     message = error["msg"]
@@ -59,6 +73,8 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
         message = "is not a field this request accepts"
     elif error["type"] == "missing":
         message = "is required"
+    elif error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
     return where, f"{where}: {message}"
 
 

@@ -15,7 +15,7 @@ from server.errors import NotFound
 from server.people.models import Client, Guardian, age_on
 from server.people.services import NewClient, NewGuardian
 from server.web.access import staff
-from server.web.api import Body, Out, documented, ok, path_id, read_body
+from server.web.api import Body, OneLine, Out, documented, ok, path_id, read_body
 from server.web.keys import DB, SERVICES, STAFF
 
 routes = web.RouteTableDef()
@@ -23,8 +23,8 @@ OFFICE = (Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING)
 
 
 class ClientBody(Body):
-    first_name: str = Field(min_length=1, max_length=100)
-    last_name: str = Field(min_length=1, max_length=100)
+    first_name: OneLine = Field(min_length=1, max_length=100)
+    last_name: OneLine = Field(min_length=1, max_length=100)
     date_of_birth: date
     email: EmailStr | None = None
     address: str = Field(default="", max_length=500)
@@ -34,8 +34,7 @@ class ClientBody(Body):
 
 
 class GuardianBody(Body):
-    # No line breaks or control characters: names go into email headers.
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    name: OneLine = Field(min_length=1, max_length=200)
     email: EmailStr
     phone: str = Field(default="", max_length=40)
 

@@ -12,7 +12,7 @@ from server.accounts.models import DbsLevel, Role, Staff
 from server.accounts.services import NewStaff
 from server.bookings.models import Booking
 from server.web.access import staff
-from server.web.api import Body, documented, ok, path_id, read_body
+from server.web.api import Body, OneLine, documented, ok, path_id, read_body
 from server.web.api_auth import StaffOut
 from server.web.keys import DB, HUB, SERVICES, STAFF
 
@@ -20,7 +20,7 @@ routes = web.RouteTableDef()
 
 
 class StaffBody(Body):
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     email: EmailStr
     roles: list[Role] = Field(min_length=1)
     password: str | None = Field(default=None, min_length=12, max_length=1024)
