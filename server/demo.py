@@ -98,7 +98,7 @@ async def run_demo(services: Services, session: AsyncSession) -> dict[str, Any]:
             name="Grace Guardian", email=f"guardian@{DOMAIN}", phone="+44 20 7946 0000"))
     child = await _client(session, "Charlie", "Child")
     if child is None:
-        born = date(today.year - 10, 1, 15)
+        born = date(today.year - 10, today.month, 1)  # 10 years old on any day the demo is made
         child = await services.people.add_client(session, ACTOR, NewClient(
             first_name="Charlie", last_name="Child", date_of_birth=born, address="1 Demo Street, London",
             lat=51.5155, lon=-0.0922))

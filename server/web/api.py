@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
@@ -64,6 +65,18 @@ def _one_line(value: str) -> str:
 
 # Names go into email headers and calendar files: refused at entry, not when the first email is built.
 OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone such as Europe/London") from None
+    return value
+
+
+# Emails give times in the recipient's own zone (IANA name); omitted means the organisation's DUET_TIME_ZONE.
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
 def _describe(error: ErrorDetails) -> tuple[str, str]:

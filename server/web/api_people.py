@@ -15,7 +15,7 @@ from server.errors import NotFound
 from server.people.models import Client, Guardian, age_on
 from server.people.services import NewClient, NewGuardian
 from server.web.access import staff
-from server.web.api import Body, OneLine, Out, documented, ok, path_id, read_body
+from server.web.api import Body, OneLine, Out, TimeZone, documented, ok, path_id, read_body
 from server.web.keys import DB, SERVICES, STAFF
 
 routes = web.RouteTableDef()
@@ -31,12 +31,14 @@ class ClientBody(Body):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     needs_one_to_one_support: bool = False
+    time_zone: TimeZone | None = None
 
 
 class GuardianBody(Body):
     name: OneLine = Field(min_length=1, max_length=200)
     email: EmailStr
     phone: str = Field(default="", max_length=40)
+    time_zone: TimeZone | None = None
 
 
 class LinkBody(Body):
@@ -119,7 +121,8 @@ async def list_clients(request: web.Request) -> web.Response:
 async def create_client(request: web.Request) -> web.Response:
     body = await read_body(request, ClientBody)
     services = request.app[SERVICES]
-    client = await services.people.add_client(request[DB], request[STAFF].actor, NewClient(**body.model_dump()))
+    client = await services.people.add_client(request[DB], request[STAFF].actor, NewClient(
+        **body.model_dump(exclude={"time_zone"}), time_zone=body.time_zone or services.settings.time_zone))
     await request[DB].commit()
     await request[DB].refresh(client, ["guardians"])
     return ok(client_out(client, services.clock.now().date()), status=201)
@@ -172,7 +175,8 @@ async def create_guardian(request: web.Request) -> web.Response:
     body = await read_body(request, GuardianBody)
     services = request.app[SERVICES]
     guardian = await services.people.add_guardian(request[DB], request[STAFF].actor,
-                                                  NewGuardian(**body.model_dump()))
+                                                  NewGuardian(**body.model_dump(exclude={"time_zone"}),
+                                                              time_zone=body.time_zone or services.settings.time_zone))
     await request[DB].commit()
     await request[DB].refresh(guardian, ["links"])
     return ok(guardian_out(guardian), status=201)

@@ -6,8 +6,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.clock import FakeClock
+from server.people.models import Guardian
 from tests.support.org import Org
 
 Login = Callable[[str], Awaitable[str]]
@@ -76,3 +79,17 @@ async def test_staff_records_show_checks_and_when_training_is_due(client: TestCl
     assert tutor["dbs_level"] == "enhanced_barred" and tutor["status"] == "approved"
     assert tutor["safeguarding_training_due_on"] == "2029-10-24"  # trained 2026-10-24, refreshed every 3 years
     assert staff[org.email("safeguarding")]["totp_enrolled"] is True
+
+
+async def test_a_family_abroad_keeps_its_own_time_zone_for_emails(
+    client: TestClient, org: Org, login: Login, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    h = {"X-CSRF-Token": await login("admin")}
+    abroad = await (await client.post("/api/v1/guardians", headers=h, json={
+        "name": "Nia Far", "email": "nia@far.example.org", "time_zone": "America/New_York"})).json()
+    home = await (await client.post("/api/v1/guardians", headers=h, json={
+        "name": "Ned Near", "email": "ned@near.example.org"})).json()
+    async with sessionmaker() as s:
+        zones = {g.email: g.time_zone for g in (await s.scalars(select(Guardian).where(
+            Guardian.id.in_([abroad["id"], home["id"]])))).all()}
+    assert zones == {"nia@far.example.org": "America/New_York", "ned@near.example.org": "Europe/London"}
