@@ -2,7 +2,8 @@
 
 The facts: the practitioner's kind of work (tuition or therapy), the client's date of birth, their last
 session, and whether the recording is flagged for safeguarding. A concern raised about its session flags
-it for good; a hold flags it while the hold lasts (a client-wide hold flags all the client's recordings).
+it for good; a safeguarding hold flags it while the hold lasts (a client-wide hold flags all the client's
+recordings); a legal hold keeps it from erasure without changing its policy.
 The recording service calls ``refresh_booking`` when a recording starts (a new session moves every
 therapy date of that client); the safeguarding service when a concern is raised about a session and when
 a hold is placed or lifted; the daily retention run refreshes everything, which also catches a session
@@ -48,11 +49,12 @@ class EraseDates:
     def today(self) -> date:
         return self.clock.now().astimezone(self.zone).date()
 
-    async def _active_hold(self, session: AsyncSession, booking: Booking) -> bool:
-        found = await session.scalar(select(func.count()).select_from(RecordingHold).where(
+    async def _active_holds(self, session: AsyncSession, booking: Booking) -> tuple[bool, bool]:
+        """(held at all, held for a safeguarding concern): a legal hold keeps but does not flag."""
+        holds = (await session.scalars(select(RecordingHold).where(
             RecordingHold.lifted_at.is_(None),
-            or_(RecordingHold.booking_id == booking.id, RecordingHold.client_id == booking.client_id)))
-        return bool(found)
+            or_(RecordingHold.booking_id == booking.id, RecordingHold.client_id == booking.client_id)))).all()
+        return bool(holds), any(h.concern_id is not None for h in holds)
 
     @staticmethod
     async def _concern_about(session: AsyncSession, booking: Booking) -> bool:
@@ -72,12 +74,12 @@ class EraseDates:
             Booking.client_id == client.id, Booking.status != BookingStatus.CANCELLED,
             Booking.starts_at <= self.clock.now()))
         last_day = max(session_day, last.astimezone(self.zone).date() if last else session_day)
-        held = await self._active_hold(session, booking)
+        held, safeguarding_hold = await self._active_holds(session, booking)
         return RecordingFacts(
             kind=RecordingKind.THERAPY if practitioner.is_therapist else RecordingKind.TUITION,
             provision=ProvisionType.BLENDED,  # live video and audio are the remote part of blended provision
             session_date=session_day, client_birth_date=client.date_of_birth, last_session_date=last_day,
-            flagged_for_safeguarding=held or await self._concern_about(session, booking),
+            flagged_for_safeguarding=safeguarding_hold or await self._concern_about(session, booking),
         ), held
 
     async def refresh(self, session: AsyncSession, recording: Recording) -> tuple[date | None, bool]:

@@ -67,7 +67,8 @@ class Concern(Base):
 
 
 class RecordingHold(Base):
-    """Recordings of a booking, or of all a client's bookings, kept while a concern needs them."""
+    """Recordings of a booking, or of all a client's bookings, kept while a concern or a legal matter needs
+    them. A legal hold (a claim, an inquiry, a court order) has no concern."""
 
     __tablename__ = "recording_holds"
     __table_args__ = (
@@ -75,7 +76,7 @@ class RecordingHold(Base):
     )
 
     id: Mapped[intpk]
-    concern_id: Mapped[int] = mapped_column(ForeignKey("concerns.id"), index=True)
+    concern_id: Mapped[int | None] = mapped_column(ForeignKey("concerns.id"), index=True)  # None: a legal hold
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
     reason: Mapped[str] = mapped_column(String(2000))

@@ -152,6 +152,24 @@ class SafeguardingService:
         await self._refresh_dates(session, hold)
         return hold
 
+    async def place_legal_hold(self, session: AsyncSession, actor: Actor, staff: Staff, client_id: int,
+                               booking_id: int | None, reason: str) -> RecordingHold:
+        """Keep a client's recordings (or one session's) for a legal matter, until the hold is lifted."""
+        if await session.get(Client, client_id) is None:
+            raise NotFound(f"There is no client with id {client_id}.")
+        if booking_id is not None:
+            booking = await session.get(Booking, booking_id)
+            if booking is None or booking.client_id != client_id:
+                raise NotFound(f"Client {client_id} has no booking with id {booking_id}.", field="booking_id")
+        hold = RecordingHold(concern_id=None, booking_id=booking_id, client_id=None if booking_id else client_id,
+                             reason=reason, placed_by_id=staff.id, placed_at=self._clock.now())
+        session.add(hold)
+        await session.flush()
+        await self._audit.record(session, actor, "recording.hold_placed", f"client:{client_id}",
+                                 {"hold_id": hold.id, "kind": "legal", "booking_id": booking_id, "reason": reason})
+        await self._refresh_dates(session, hold)
+        return hold
+
     async def lift_hold(self, session: AsyncSession, actor: Actor, staff: Staff, hold_id: int,
                         reason: str) -> RecordingHold:
         hold = await session.get(RecordingHold, hold_id)
@@ -160,7 +178,8 @@ class SafeguardingService:
         if hold.lifted_at is not None:
             raise Conflict("This hold has already been lifted.")
         hold.lifted_by_id, hold.lifted_at = staff.id, self._clock.now()
-        await self._audit.record(session, actor, "recording.hold_lifted", f"concern:{hold.concern_id}",
+        target = f"concern:{hold.concern_id}" if hold.concern_id is not None else f"hold:{hold.id}"
+        await self._audit.record(session, actor, "recording.hold_lifted", target,
                                  {"hold_id": hold.id, "reason": reason})
         await session.flush()
         await self._refresh_dates(session, hold)

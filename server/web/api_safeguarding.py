@@ -90,7 +90,7 @@ class ReceiptOut(Out):
 
 class HoldOut(Out):
     id: int
-    concern_id: int
+    concern_id: int | None  # None: a legal hold
     booking_id: int | None
     client_id: int | None
     reason: str
@@ -159,6 +159,24 @@ async def place_hold(request: web.Request) -> web.Response:
     concern: Concern = await services.safeguarding.get(request[DB], ctx.staff, path_id(request, "concern_id"))
     hold = await services.safeguarding.place_hold(request[DB], ctx.actor, ctx.staff, concern, body.reason,
                                                   body.whole_client)
+    await request[DB].commit()
+    return ok(HoldOut.model_validate(hold), status=201)
+
+
+class LegalHoldBody(Body):
+    reason: str = Field(min_length=10, max_length=2000)  # the claim, inquiry or order, and its reference
+    booking_id: int | None = Field(default=None, gt=0)  # one session's recordings; omitted: all the client's
+
+
+@routes.post("/api/v1/clients/{client_id}/legal-holds")
+@staff(Role.SAFEGUARDING)
+@documented("Hold a client's recordings (or one session's) against deletion for a claim, inquiry or order",
+            body=LegalHoldBody, response=HoldOut)
+async def place_legal_hold(request: web.Request) -> web.Response:
+    body = await read_body(request, LegalHoldBody)
+    ctx: StaffContext = request[STAFF]
+    hold = await request.app[SERVICES].safeguarding.place_legal_hold(
+        request[DB], ctx.actor, ctx.staff, path_id(request, "client_id"), body.booking_id, body.reason)
     await request[DB].commit()
     return ok(HoldOut.model_validate(hold), status=201)
 

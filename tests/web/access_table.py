@@ -93,6 +93,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/concerns/{concern_id}/discussed"): frozenset({"manager", "safeguarding"}),
     ("POST", "/api/v1/concerns/{concern_id}/holds"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/holds/{hold_id}/lift"): frozenset({"safeguarding"}),
+    ("POST", "/api/v1/clients/{client_id}/legal-holds"): frozenset({"safeguarding"}),
     ("GET", "/s/{booking_id}/concern"): CHECK,
     ("POST", "/s/{booking_id}/api/concern"): CHECK,
     ("POST", "/api/v1/clients/{client_id}/suspend"): frozenset({"safeguarding"}),
