@@ -79,7 +79,8 @@ async def run_demo(services: Services, session: AsyncSession) -> dict[str, Any]:
                     name=spec.name, email=email, roles=spec.roles, password=entry["password"],
                     dbs_level=DbsLevel.ENHANCED_BARRED, dbs_checked_on=today - timedelta(days=200),
                     safeguarding_training_on=today - timedelta(days=300), home_visits_opt_in=True,
-                    base_lat=51.5072, base_lon=-0.1276,
+                    base_lat=51.5072, base_lon=-0.1276, phone="+44 7700 900000",  # Ofcom's drama range
+                    vehicle="blue hatchback, registration not recorded in the demo",
                 ))
             else:
                 await services.staff.set_password(session, ACTOR, staff, entry["password"])

@@ -53,6 +53,9 @@ class Staff(Base):
     home_visits_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     base_lat: Mapped[float | None] = mapped_column(Float)
     base_lon: Mapped[float | None] = mapped_column(Float)
+    # policies/003_*: the office holds these, for when a lone worker cannot be reached
+    phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    vehicle: Mapped[str] = mapped_column(String(200), default="", server_default="")  # make, colour, registration
     recording_agreement_on: Mapped[date | None]
     status: Mapped[str] = mapped_column(String(20), default=ApprovalStatus.APPROVED)
     suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))

@@ -32,6 +32,8 @@ class NewStaff:
     home_visits_opt_in: bool = False
     base_lat: float | None = None
     base_lon: float | None = None
+    phone: str = ""
+    vehicle: str = ""
 
 
 class StaffService:
@@ -61,7 +63,8 @@ class StaffService:
             dbs_level=new.dbs_level.value if new.dbs_level else None, dbs_checked_on=new.dbs_checked_on,
             safeguarding_training_on=new.safeguarding_training_on, hcpc_number=new.hcpc_number,
             is_therapist=new.is_therapist, home_visits_opt_in=new.home_visits_opt_in,
-            base_lat=new.base_lat, base_lon=new.base_lon, status=ApprovalStatus.APPROVED,
+            base_lat=new.base_lat, base_lon=new.base_lon, phone=new.phone.strip(), vehicle=new.vehicle.strip(),
+            status=ApprovalStatus.APPROVED,
             failed_logins=0, created_at=self._clock.now(),
         )
         session.add(staff)

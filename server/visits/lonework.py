@@ -171,6 +171,8 @@ class OverdueAlerts:
             lines = [f"{practitioner.name} has not checked out of a visit. They were expected back at "
                      f"{visit.expected_return.astimezone(self._settings.zone):%H:%M} ({late} minutes ago).",
                      f"Visit address: {visit.itinerary_address or visit.address or 'not recorded'}.",
+                     f"Their phone: {practitioner.phone or 'not recorded'}. Their vehicle: "
+                     f"{practitioner.vehicle or 'not recorded'}.",
                      "Try to contact them now. If they cannot be reached, follow the lone working procedure "
                      "(the police are called where there is concern for their welfare)."]
             if stage == AlertStage.SAFEGUARDING:

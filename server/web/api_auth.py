@@ -40,6 +40,8 @@ class StaffOut(Out):
     home_visits_opt_in: bool
     base_lat: float | None
     base_lon: float | None
+    phone: str
+    vehicle: str
     totp_enrolled: bool
     suspended_at: datetime | None
     suspended_reason: str | None
@@ -51,7 +53,8 @@ class StaffOut(Out):
             dbs_checked_on=s.dbs_checked_on, safeguarding_training_on=s.safeguarding_training_on,
             safeguarding_training_due_on=s.safeguarding_training_due_on, hcpc_number=s.hcpc_number,
             is_therapist=s.is_therapist, home_visits_opt_in=s.home_visits_opt_in,
-            base_lat=s.base_lat, base_lon=s.base_lon, totp_enrolled=s.totp_enrolled_at is not None,
+            base_lat=s.base_lat, base_lon=s.base_lon, phone=s.phone, vehicle=s.vehicle,
+            totp_enrolled=s.totp_enrolled_at is not None,
             suspended_at=s.suspended_at, suspended_reason=s.suspended_reason,
         )
 

@@ -32,6 +32,8 @@ class StaffBody(Body):
     home_visits_opt_in: bool = False
     base_lat: float | None = Field(default=None, ge=-90, le=90)
     base_lon: float | None = Field(default=None, ge=-180, le=180)
+    phone: OneLine = Field(default="", max_length=40)  # for the office when a lone worker is overdue
+    vehicle: OneLine = Field(default="", max_length=200)  # make, colour and registration
 
 
 class ReasonBody(Body):

@@ -11,6 +11,7 @@ from email.policy import default
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.accounts.models import Staff
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.config import Settings
@@ -100,6 +101,11 @@ async def test_overdue_check_out_alerts_the_manager_then_the_safeguarding_lead_o
         people: People, org: Org, clock: FakeClock, services: Services, settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     booking, back = await _ready_visit(people, org, clock, sessionmaker)
+    async with sessionmaker() as s:  # the office holds their phone and vehicle (policies/003_*)
+        tutor2 = await s.get(Staff, org.other_tutor_id)
+        assert tutor2 is not None
+        tutor2.phone, tutor2.vehicle = "+44 7700 900123", "red estate car, AB12 CDE"
+        await s.commit()
     clock.set(back - timedelta(minutes=45))
     await people.post("tutor2", f"/api/v1/visits/{booking}/check-in")
     clock.set(back + timedelta(minutes=settings.overdue_grace_minutes) - timedelta(seconds=1))
@@ -113,6 +119,7 @@ async def test_overdue_check_out_alerts_the_manager_then_the_safeguarding_lead_o
     assert plain is not None
     body = plain.get_content()
     assert "Tutor2 Person has not checked out" in body and "1 High Street, Histon" in body
+    assert "Their phone: +44 7700 900123. Their vehicle: red estate car, AB12 CDE." in " ".join(body.split())
     clock.advance(timedelta(minutes=settings.overdue_escalate_minutes))
     # A restarted process (fresh service objects, same database) carries on from the stored state.
     restarted = OverdueAlerts(settings, clock, services.audit)
