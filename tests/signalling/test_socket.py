@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from aiohttp import ClientSession, CookieJar, WSServerHandshakeError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.models import AuditEvent
+from server.bookings.models import Booking
 from server.clock import FakeClock
+from server.services import Services
 from server.signalling.models import ChatMessage
 from tests.media.peers import Peer, until
 from tests.signalling.conftest import OpenCaller
@@ -256,3 +259,24 @@ async def test_music_mode_is_the_practitioners_switch_and_asks_for_stereo_opus(
     await until(lambda: len(guardian.of_type("answer")) >= 2)
     answer = guardian.of_type("answer")[1]["sdp"]
     assert "stereo=1" in answer and "maxaveragebitrate=" in answer
+
+
+async def test_the_session_ends_by_itself_once_the_booked_time_and_its_grace_are_over(
+    open_caller: OpenCaller, org: Org, clock: FakeClock, services: Services,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    tutor = await open_caller(f"staff:{org.tutor_id}")
+    guardian = await open_caller(f"guardian:{org.guardian_id}")
+    await tutor.connect()
+    await guardian.connect()
+    await guardian.wait_for("welcome")
+    async with sessionmaker() as s:
+        booking = await s.get(Booking, org.booking_id)
+    assert booking is not None
+    over = booking.ends_at + timedelta(minutes=services.settings.late_grace_minutes)
+    clock.set(over - timedelta(seconds=1))
+    await asyncio.sleep(0.2)
+    assert tutor.closed_code is None and guardian.closed_code is None  # a lesson running late may finish
+    clock.advance(2)
+    for caller in (tutor, guardian):
+        assert (await caller.wait_for("ended"))["reason"] == "the booked time is over"
