@@ -21,6 +21,7 @@ from server.bookings.models import Booking
 from server.clock import Clock
 from server.config import Settings
 from server.consent.services import ConsentService
+from server.errors import DuetError
 from server.recording.gate import Presence, presence_of
 from server.recording.service import RecordingService
 from server.signalling.hub import Change, Member, Session, SessionHub
@@ -92,6 +93,28 @@ class LiveRecording:
             self.states.pop(booking_id, None)
             return
         await self.recheck(booking_id)
+        if change.kind == "publishing":
+            await self._include_new_publishers(session)
+
+    async def _include_new_publishers(self, session: Session) -> None:
+        """Someone seen or heard now (allowed by the gate) whose tracks this segment does not take: end the
+        segment and start the next one with everyone, so nobody present is left out of the recording."""
+        booking_id = session.booking_id
+        if self.service.recording(booking_id) is None:
+            return
+        present = await self._present(booking_id)
+        recorded = self.service.recorded(booking_id)
+        new = sorted(p.subject for p in present
+                     if p.publishing and p.subject in session.room.participants and p.subject not in recorded)
+        if not new:
+            return
+        await self.service.stop(self.sessionmaker, Actor.system(), booking_id,
+                                f"segment ended to add {', '.join(new)}")
+        try:
+            await self.service.start(self.sessionmaker, Actor.system(), booking_id, self._day(), present,
+                                     session.room)
+        except DuetError as exc:  # the gate closed meanwhile, or the disk is full: say so to everyone
+            await self._announce(booking_id, state_message("paused", exc.detail))
 
     async def recheck(self, booking_id: int) -> None:
         """Pause at once when the gate has closed; nothing after this moment is stored."""

@@ -57,6 +57,11 @@ class RecordingService:
     def _lock(self, booking_id: int) -> asyncio.Lock:
         return self._locks.setdefault(booking_id, asyncio.Lock())
 
+    def recorded(self, booking_id: int) -> frozenset[str]:
+        """Whose tracks the live recording of this booking takes (fixed when its segment started)."""
+        live = self._live.get(booking_id)
+        return frozenset(t.participant_id for t in live.recorder.muxer.tracks) if live else frozenset()
+
     def recording(self, booking_id: int) -> uuid.UUID | None:
         live = self._live.get(booking_id)
         return live.recording_id if live else None

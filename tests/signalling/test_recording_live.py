@@ -137,3 +137,36 @@ async def test_a_safeguarding_lead_reviews_with_a_reason_and_damage_is_reported(
         problem = await damaged.json()
         assert damaged.status >= 400 and problem["type"].endswith("recording_damaged")
         assert "1" in problem["detail"]
+
+
+async def test_someone_who_starts_publishing_during_a_recording_is_recorded_from_then_on(
+    open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
+    sessionmaker: async_sessionmaker[AsyncSession], app: object,
+) -> None:
+    today = clock.now().date()
+    async with sessionmaker() as s:
+        await services.consent.set_staff_agreement(s, SETUP, org.tutor_id, today)
+        for covers in (f"guardian:{org.guardian_id}", f"client:{org.child_id}"):
+            await services.consent.give(s, SETUP, f"guardian:{org.guardian_id}", covers,
+                                        Grant(record=True, safeguarding=True, feedback=False), today)
+        await s.commit()
+    tutor = await open_caller(f"staff:{org.tutor_id}")
+    guardian = await open_caller(f"guardian:{org.guardian_id}")
+    await tutor.connect()
+    await guardian.connect()
+    await tutor.join_media(Peer("tutor", tag=1, tone=440))
+    await tutor.wait_for("members", lambda m: any(x["publishing"]["video"] for x in m["members"]))
+    await tutor.send({"type": "record", "on": True})  # only the tutor is seen and heard so far
+    await guardian.wait_for("recording", lambda m: m["state"] == "recording")
+    live = app[RECORDING]  # type: ignore[index]
+    first = live.service.recording(org.booking_id)
+    assert live.service.recorded(org.booking_id) == {f"staff:{org.tutor_id}"}
+
+    await guardian.join_media(Peer("guardian", tag=2, tone=880))  # the family's camera comes on
+    await until(lambda: live.service.recording(org.booking_id) not in (None, first), 15)
+    assert live.service.recorded(org.booking_id) == {f"staff:{org.tutor_id}", f"guardian:{org.guardian_id}"}
+    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 60, 15)
+    async with sessionmaker() as s:
+        ended = await s.get(Recording, first)
+    assert ended is not None and ended.status == "stopped"
+    assert ended.status_reason == f"segment ended to add guardian:{org.guardian_id}"
