@@ -112,6 +112,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
         app[REVIEW] = ReviewService(store, wrapper_from_settings(settings, can_unwrap=True), app[SERVICES].audit)
         app[RECORDING] = LiveRecording(app[HUB], service, app[SERVICES].consent, app[SESSIONMAKER], clock, settings)
         yield
+        await app[RECORDING].close()
         await service.close()
         await spool.close()
 

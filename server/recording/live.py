@@ -40,6 +40,9 @@ def state_message(state: str, reason: str = "") -> dict[str, Any]:
     return {"type": "recording", "state": state, "label": labels[state], "reason": reason}
 
 
+WATCH_SECONDS = 1.0
+
+
 class LiveRecording:
     def __init__(self, hub: SessionHub, service: RecordingService, consent: ConsentService,
                  sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings) -> None:
@@ -48,6 +51,7 @@ class LiveRecording:
         self.states: dict[int, dict[str, Any]] = {}
         self._clients: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watching: dict[int, asyncio.Task[None]] = {}
         hub.on_message("record", RecordToggle, self._toggle, roles=frozenset({"host"}))
         hub.on_change(self._changed)
         consent.on_change(self._consent_changed)
@@ -78,6 +82,7 @@ class LiveRecording:
             await self.service.start(self.sessionmaker, member.actor, booking_id, self._day(),
                                      await self._present(booking_id), session.room)  # refusals reach the host
             await self._announce(booking_id, state_message("recording"))
+            self._watch(booking_id)
         else:
             await self.service.stop(self.sessionmaker, member.actor, booking_id, "stopped by the practitioner")
             await self._announce(booking_id, state_message("off"))
@@ -113,8 +118,29 @@ class LiveRecording:
         try:
             await self.service.start(self.sessionmaker, Actor.system(), booking_id, self._day(), present,
                                      session.room)
+            self._watch(booking_id)
         except DuetError as exc:  # the gate closed meanwhile, or the disk is full: say so to everyone
             await self._announce(booking_id, state_message("paused", exc.detail))
+
+    def _watch(self, booking_id: int) -> None:
+        """While this booking records, look every second for a reason to pause (disk, a failed write)."""
+        if booking_id not in self._watching:
+            task = asyncio.get_running_loop().create_task(self._watch_loop(booking_id))
+            self._watching[booking_id] = task
+            task.add_done_callback(lambda _: self._watching.pop(booking_id, None))
+
+    async def _watch_loop(self, booking_id: int) -> None:
+        while self.service.recording(booking_id) is not None:
+            await asyncio.sleep(WATCH_SECONDS)  # media time is real time
+            reason = self.service.trouble(booking_id)
+            if reason is not None:
+                await self.service.stop(self.sessionmaker, Actor.system(), booking_id, f"Paused: {reason}")
+                await self._announce(booking_id, state_message("paused", reason))
+
+    async def close(self) -> None:
+        for task in [*self._watching.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._watching.values(), *self._tasks, return_exceptions=True)
 
     async def recheck(self, booking_id: int) -> None:
         """Pause at once when the gate has closed; nothing after this moment is stored."""

@@ -30,6 +30,11 @@ class Recorder:
         self._stopping = False
         self.error: Exception | None = None
 
+    @property
+    def failure(self) -> Exception | None:
+        """Why this segment can no longer be stored (a full spool, a broken frame), or None."""
+        return self.error or self._writer.error
+
     def start(self) -> None:
         self._writer.start()
         self._task = asyncio.create_task(self._run(), name=f"recorder-{self._writer.recording_id}")

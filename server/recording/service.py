@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.audit.log import Actor, AuditLog
 from server.clock import Clock
 from server.consent.services import ConsentService
-from server.errors import Conflict, PolicyViolation, Unavailable
+from server.errors import Conflict, DuetError, PolicyViolation, Unavailable
 from server.media.room import Room
 from server.recording.gate import GateDecision, Presence, decide
 from server.recording.keywrap import KeyWrapper
@@ -56,6 +56,18 @@ class RecordingService:
 
     def _lock(self, booking_id: int) -> asyncio.Lock:
         return self._locks.setdefault(booking_id, asyncio.Lock())
+
+    def trouble(self, booking_id: int) -> str | None:
+        """Why the live recording of this booking must pause now (disk nearly full, a write failed), or None."""
+        live = self._live.get(booking_id)
+        if live is None:
+            return None
+        if not self._spool.has_room():
+            return "the server's recording disk is nearly full"
+        failure = live.recorder.failure
+        if failure is None:
+            return None
+        return failure.detail if isinstance(failure, DuetError) else "the recording could not be written"
 
     def recorded(self, booking_id: int) -> frozenset[str]:
         """Whose tracks the live recording of this booking takes (fixed when its segment started)."""

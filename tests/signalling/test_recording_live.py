@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -170,3 +171,31 @@ async def test_someone_who_starts_publishing_during_a_recording_is_recorded_from
         ended = await s.get(Recording, first)
     assert ended is not None and ended.status == "stopped"
     assert ended.status_reason == f"segment ended to add guardian:{org.guardian_id}"
+
+
+async def test_a_disk_filling_up_in_mid_recording_pauses_it_for_everyone(
+    open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
+    sessionmaker: async_sessionmaker[AsyncSession], app: object, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    today = clock.now().date()
+    async with sessionmaker() as s:
+        await services.consent.set_staff_agreement(s, SETUP, org.tutor_id, today)
+        await s.commit()
+    tutor = await open_caller(f"staff:{org.tutor_id}")
+    guardian = await open_caller(f"guardian:{org.guardian_id}")
+    await tutor.connect()
+    await guardian.connect()
+    await tutor.join_media(Peer("tutor", tag=1, tone=440))
+    await tutor.wait_for("members", lambda m: any(x["publishing"]["video"] for x in m["members"]))
+    await tutor.send({"type": "record", "on": True})
+    await guardian.wait_for("recording", lambda m: m["state"] == "recording")
+    live = app[RECORDING]  # type: ignore[index]
+    rid = live.service.recording(org.booking_id)
+    monkeypatch.setattr(live.service._spool, "has_room", lambda: False)  # the spool disk is nearly full now
+    paused = await guardian.wait_for("recording", lambda m: m["state"] == "paused", within=5)
+    assert paused["label"] == "Paused: the server's recording disk is nearly full"
+    assert live.service.recording(org.booking_id) is None
+    async with sessionmaker() as s:
+        row = await s.get(Recording, rid)
+    assert row is not None and row.status == "stopped"
+    assert row.status_reason == "Paused: the server's recording disk is nearly full"
