@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,16 +14,14 @@ from server.safeguarding.models import Concern, ConcernCategory
 from server.safeguarding.services import NewConcern
 from server.services import Services
 from tests.support.org import SETUP, Org
+from tests.support.recordings import add_fake_recording
 
 
 async def test_placing_and_lifting_a_hold_switches_the_policy_and_date_at_once(
         services: Services, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     clock.advance(timedelta(hours=1))
-    rid = uuid.uuid4()
     async with sessionmaker() as s:
-        s.add(Recording(id=rid, booking_id=org.booking_id, status="stopped", key_scheme="x25519", key_id="k",
-                        wrapped_key=b"wrapped", header=b"header", store_key=str(rid), started_by="staff:1",
-                        started_at=clock.now(), ended_at=clock.now()))
+        rid = await add_fake_recording(s, org.booking_id, clock.now())
         await services.erase_dates.refresh_booking(s, org.booking_id)
         concern = Concern(category="other", details="a worrying remark", raised_by=f"staff:{org.tutor_id}",
                           raised_by_staff_id=org.tutor_id, booking_id=None, client_id=org.child_id,
@@ -48,11 +45,8 @@ async def test_placing_and_lifting_a_hold_switches_the_policy_and_date_at_once(
 async def test_raising_a_concern_about_a_session_moves_its_recording_to_the_safeguarding_policy(
         services: Services, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     clock.advance(timedelta(hours=1))
-    rid = uuid.uuid4()
     async with sessionmaker() as s:
-        s.add(Recording(id=rid, booking_id=org.booking_id, status="stopped", key_scheme="x25519", key_id="k",
-                        wrapped_key=b"wrapped", header=b"header", store_key=str(rid), started_by="staff:1",
-                        started_at=clock.now(), ended_at=clock.now()))
+        rid = await add_fake_recording(s, org.booking_id, clock.now())
         await services.erase_dates.refresh_booking(s, org.booking_id)
         await services.safeguarding.raise_concern(s, Actor("staff:1", "test"), NewConcern(
             category=ConcernCategory.OTHER, details="Kit said something worrying", booking_id=org.booking_id))

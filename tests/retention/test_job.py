@@ -24,6 +24,7 @@ from server.retention.loader import load_policies
 from server.safeguarding.models import Concern, RecordingHold
 from server.services import Services
 from tests.support.org import Org
+from tests.support.recordings import add_fake_recording
 
 POLICIES = Path(__file__).resolve().parents[2] / "storage_policies"
 
@@ -41,11 +42,8 @@ def job(services: Services, clock: FakeClock, store: FolderStore, tmp_path: Path
 async def record(sm: async_sessionmaker[AsyncSession], store: RecordingStore, org: Org, clock: FakeClock
                  ) -> uuid.UUID:
     """A stored recording of org.booking_id with two sealed chunks (the bytes do not matter here)."""
-    rid = uuid.uuid4()
     async with sm() as s:
-        s.add(Recording(id=rid, booking_id=org.booking_id, status="stopped", key_scheme="x25519", key_id="k",
-                        wrapped_key=b"wrapped", header=b"header", store_key=str(rid), started_by="staff:1",
-                        started_at=clock.now(), ended_at=clock.now()))
+        rid = await add_fake_recording(s, org.booking_id, clock.now())
         await s.commit()
     for index in range(2):
         await store.put_chunk(rid, index, b"sealed chunk")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
-from server.recording.models import Recording
 from server.recording.stores import FolderStore
 from server.retention.job import RetentionJob
 from server.retention.loader import load_policies
 from server.services import Services
 from tests.support.org import Org
+from tests.support.recordings import add_fake_recording
 from tests.support.visits import People
 
 POLICIES = Path(__file__).resolve().parents[2] / "storage_policies"
@@ -28,11 +27,8 @@ async def test_a_legal_hold_keeps_recordings_past_their_date_until_lifted(
     store = FolderStore(tmp_path / "recordings")
     job = RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
     clock.advance(timedelta(hours=1))
-    rid = uuid.uuid4()
     async with sessionmaker() as s:
-        s.add(Recording(id=rid, booking_id=org.booking_id, status="stopped", key_scheme="x25519", key_id="k",
-                        wrapped_key=b"wrapped", header=b"header", store_key=str(rid), started_by="staff:1",
-                        started_at=clock.now(), ended_at=clock.now()))
+        rid = await add_fake_recording(s, org.booking_id, clock.now())
         await s.commit()
     await store.put_chunk(rid, 0, b"sealed chunk")
 

@@ -86,9 +86,9 @@ async def _lead(live_server: str, org: Org, clock: FakeClock) -> tuple[ClientSes
     return http, csrf
 
 
-async def test_a_suspended_guardian_is_removed_from_the_live_session_and_a_client_suspension_ends_it(
-        live_server: str, org: Org, clock: FakeClock, services: Services,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def _guardian_and_tutor_in_session(live_server: str, org: Org, clock: FakeClock, services: Services,
+                                        sessionmaker: async_sessionmaker[AsyncSession]) -> list[Caller]:
+    """Gail and her tutor, each in the live session from their own link, welcomed."""
     clock.advance(timedelta(hours=1))  # the booking starts now
     callers: list[Caller] = []
     for subject in (f"guardian:{org.guardian_id}", f"staff:{org.tutor_id}"):
@@ -99,6 +99,13 @@ async def test_a_suspended_guardian_is_removed_from_the_live_session_and_a_clien
         await caller.connect()
         await caller.wait_for("welcome")
         callers.append(caller)
+    return callers
+
+
+async def test_a_suspended_guardian_is_removed_from_the_live_session_and_a_client_suspension_ends_it(
+        live_server: str, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    callers = await _guardian_and_tutor_in_session(live_server, org, clock, services, sessionmaker)
     guardian, tutor = callers
     lead, csrf = await _lead(live_server, org, clock)
     try:
@@ -123,16 +130,7 @@ async def test_a_suspended_guardian_is_removed_from_the_live_session_and_a_clien
 async def test_a_suspended_practitioner_ends_their_live_session_at_once(
         live_server: str, org: Org, clock: FakeClock, services: Services,
         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    clock.advance(timedelta(hours=1))  # the booking starts now
-    callers: list[Caller] = []
-    for subject in (f"guardian:{org.guardian_id}", f"staff:{org.tutor_id}"):
-        http = ClientSession(cookie_jar=CookieJar(unsafe=True))
-        token = await issue_link(services, sessionmaker, org.booking_id, subject)
-        assert (await http.get(f"{live_server}/l/{token}", allow_redirects=False)).status == 303
-        caller = Caller(http, live_server, org.booking_id)
-        await caller.connect()
-        await caller.wait_for("welcome")
-        callers.append(caller)
+    callers = await _guardian_and_tutor_in_session(live_server, org, clock, services, sessionmaker)
     guardian, tutor = callers
     lead, csrf = await _lead(live_server, org, clock)
     try:

@@ -19,6 +19,18 @@ from tests.signalling.conftest import OpenCaller
 from tests.support.org import SETUP, Org
 
 
+async def _consent_to_recording(services: Services, sessionmaker: async_sessionmaker[AsyncSession], org: Org,
+                                clock: FakeClock) -> None:
+    """The tutor's recording agreement, and Gail's consent for herself and for Kit."""
+    today = clock.now().date()
+    async with sessionmaker() as s:
+        await services.consent.set_staff_agreement(s, SETUP, org.tutor_id, today)
+        for covers in (f"guardian:{org.guardian_id}", f"client:{org.child_id}"):
+            await services.consent.give(s, SETUP, f"guardian:{org.guardian_id}", covers,
+                                        Grant(record=True, safeguarding=True, feedback=False), today)
+        await s.commit()
+
+
 async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
     open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock, settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession], app: object,
@@ -39,13 +51,7 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
     refused = await tutor.wait_for("error", lambda e: "Recording refused" in e["detail"])
     assert "recording agreement" in refused["detail"] and "Kit" in refused["detail"]
 
-    today = clock.now().date()
-    async with sessionmaker() as s:
-        await services.consent.set_staff_agreement(s, SETUP, org.tutor_id, today)
-        for covers in (f"guardian:{org.guardian_id}", f"client:{org.child_id}"):
-            await services.consent.give(s, SETUP, f"guardian:{org.guardian_id}", covers,
-                                        Grant(record=True, safeguarding=True, feedback=False), today)
-        await s.commit()
+    await _consent_to_recording(services, sessionmaker, org, clock)
     await tutor.send({"type": "record", "on": True})
     assert (await guardian.wait_for("recording", lambda m: m["state"] == "recording"))["label"] == "Recording"
     live = app[RECORDING]  # type: ignore[index]
@@ -66,13 +72,7 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
 
 async def _record_a_few_seconds(open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
                                 sessionmaker: async_sessionmaker[AsyncSession], app: object) -> None:
-    today = clock.now().date()
-    async with sessionmaker() as s:
-        await services.consent.set_staff_agreement(s, SETUP, org.tutor_id, today)
-        for covers in (f"guardian:{org.guardian_id}", f"client:{org.child_id}"):
-            await services.consent.give(s, SETUP, f"guardian:{org.guardian_id}", covers,
-                                        Grant(record=True, safeguarding=True, feedback=False), today)
-        await s.commit()
+    await _consent_to_recording(services, sessionmaker, org, clock)
     tutor = await open_caller(f"staff:{org.tutor_id}")
     guardian = await open_caller(f"guardian:{org.guardian_id}")
     await tutor.connect()
@@ -144,13 +144,7 @@ async def test_someone_who_starts_publishing_during_a_recording_is_recorded_from
     open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
     sessionmaker: async_sessionmaker[AsyncSession], app: object,
 ) -> None:
-    today = clock.now().date()
-    async with sessionmaker() as s:
-        await services.consent.set_staff_agreement(s, SETUP, org.tutor_id, today)
-        for covers in (f"guardian:{org.guardian_id}", f"client:{org.child_id}"):
-            await services.consent.give(s, SETUP, f"guardian:{org.guardian_id}", covers,
-                                        Grant(record=True, safeguarding=True, feedback=False), today)
-        await s.commit()
+    await _consent_to_recording(services, sessionmaker, org, clock)
     tutor = await open_caller(f"staff:{org.tutor_id}")
     guardian = await open_caller(f"guardian:{org.guardian_id}")
     await tutor.connect()
