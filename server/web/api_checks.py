@@ -91,6 +91,7 @@ class VerdictOut(Out):
 class CheckOut(Out):
     subject: str
     checked_at: datetime
+    days_ago: int  # by the server's clock: the dashboard must not trust the viewer's
     verdict: str
     reasons: list[str]
     up_kbps: float
@@ -237,7 +238,8 @@ async def booking_checks(request: web.Request) -> web.Response:
     out = []
     for run in runs:
         m = json.loads(run.measurements)
-        out.append(CheckOut(subject=run.subject, checked_at=run.created_at, verdict=run.verdict,
+        days = (services.clock.now() - run.created_at).days
+        out.append(CheckOut(subject=run.subject, checked_at=run.created_at, days_ago=days, verdict=run.verdict,
                             reasons=json.loads(run.reasons), up_kbps=m["up_kbps"], down_kbps=m["down_kbps"],
                             rtt_ms=m["rtt_ms"], music_advisable=run.music_advisable, device=run.device,
                             shared_with=run.shared_with, safeguarding_measures=run.safeguarding_measures))

@@ -31,6 +31,9 @@ async def outside_window(request: web.Request) -> web.Response | None:
                             status=200)
     if window == Window.NOT_YET:
         opens = booking.starts_at.timestamp() - services.settings.early_join_minutes * 60
+        # The countdown runs on the server's time: a family device whose clock is wrong must neither
+        # count down to the wrong moment nor reload the page over and over.
         return render("waiting.html", organisation=services.settings.organisation, when=when,
-                      opens_at=str(int(opens * 1000)), check_url=f"/s/{booking.id}/check")
+                      opens_in=str(int((opens - services.clock.now().timestamp()) * 1000)),
+                      check_url=f"/s/{booking.id}/check")
     return None

@@ -44,6 +44,7 @@ async def test_a_probe_through_the_relay_gives_a_stored_verdict_the_practitioner
         await sign_in(tutor, org.email("tutor"))  # type: ignore[arg-type]
         checks = await (await tutor.get(f"/api/v1/bookings/{org.booking_id}/checks")).json()
         assert [c["verdict"] for c in checks] == ["audio only", "video ready"]
+        assert checks[0]["days_ago"] == 0
         assert checks[0]["device"] == "family laptop" and checks[0]["shared_with"] == "Kit's older brother"
     async with ClientSession(base_url=live_server, cookie_jar=CookieJar(unsafe=True)) as other:
         await sign_in(other, org.email("tutor2"))  # type: ignore[arg-type]

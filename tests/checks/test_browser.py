@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +17,10 @@ from server.checks.models import CheckRun
 from server.links.models import LinkPurpose
 from server.services import Services
 from tests.support.org import Org, issue_link
+
+# What is under test is media and the browser, not storage: one database (the production one) is enough
+# here, and both backends are covered by every other test. Keeps the suite well under 20 minutes.
+pytestmark = pytest.mark.parametrize("backend", ["postgres"])
 
 
 async def test_a_guardian_runs_the_check_and_is_video_ready(

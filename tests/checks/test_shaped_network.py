@@ -27,6 +27,10 @@ from tests.conftest import ServedLikeProduction
 from tests.support.org import Org, issue_link
 from tests.support.shaped_link import NoShapedLink, ShapedLink, shaped_link
 
+# What is under test is media and the browser, not storage: one database (the production one) is enough
+# here, and both backends are covered by every other test. Keeps the suite well under 20 minutes.
+pytestmark = pytest.mark.parametrize("backend", ["postgres"])
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

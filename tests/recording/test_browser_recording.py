@@ -11,6 +11,7 @@ import io
 from urllib.parse import urlsplit
 
 import av
+import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
@@ -22,6 +23,10 @@ from server.recording.reader import Completeness
 from server.services import Services
 from server.web.keys import REVIEW
 from tests.signalling.test_browser import _open, _until_receiving
+
+# What is under test is media and the browser, not storage: one database (the production one) is enough
+# here, and both backends are covered by every other test. Keeps the suite well under 20 minutes.
+pytestmark = pytest.mark.parametrize("backend", ["postgres"])
 
 RECORD_SECONDS = 10.0
 

@@ -8,12 +8,17 @@ import time
 from typing import Any
 
 import pyotp
+import pytest
 from playwright.async_api import Browser, Page
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.clock import FakeClock
 from server.services import Services
 from tests.support.org import PASSWORD, Org, issue_link
+
+# What is under test is media and the browser, not storage: one database (the production one) is enough
+# here, and both backends are covered by every other test. Keeps the suite well under 20 minutes.
+pytestmark = pytest.mark.parametrize("backend", ["postgres"])
 
 
 async def _stats(page: Page) -> dict[str, Any]:

@@ -46,7 +46,7 @@ async function load() {
     body.append(row);
     api("GET", `/api/v1/bookings/${b.id}/checks`).then((runs) => {
       if (!runs.length) { check.textContent = "no device check yet"; return; }
-      const days = Math.round((Date.now() - new Date(runs[0].checked_at)) / 86400000);
+      const days = runs[0].days_ago;
       const when = days <= 0 ? "today" : `${days} day${days === 1 ? "" : "s"} ago`;
       check.textContent = `checked ${when}: ${runs[0].verdict}, ${(runs[0].up_kbps / 1000).toFixed(1)} Mbit/s up`;
     }).catch(() => { check.textContent = ""; });

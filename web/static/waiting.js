@@ -1,6 +1,8 @@
 // Countdown on the waiting page; reloads into the lobby when the join window opens.
+// The server says how long until it opens: the device's own clock may be wrong, so only elapsed time counts.
 const el = document.getElementById("countdown");
-const opensAt = Number(el?.dataset.opensAt || 0);
+const opensIn = Number(el?.dataset.opensIn || 0);
+const opensAt = performance.now() + opensIn;
 
 function words(ms) {
   const total = Math.max(0, Math.round(ms / 1000));
@@ -13,10 +15,10 @@ function words(ms) {
 }
 
 function tick() {
-  const left = opensAt - Date.now();
+  const left = opensAt - performance.now();
   if (left <= 0) { window.location.reload(); return; }
   el.textContent = words(left);
   setTimeout(tick, Math.min(30000, Math.max(1000, left)));
 }
 
-if (el && opensAt) tick();
+if (el && opensIn > 0) tick();
