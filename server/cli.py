@@ -169,6 +169,7 @@ def _demo(settings: Settings, as_json: bool) -> int:
 def _recording(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from server.recording.listing import list_recordings
     from server.recording.review import ReviewService
     from server.recording.setup import store_from_settings, wrapper_from_settings
 
@@ -176,13 +177,17 @@ def _recording(settings: Settings, args: argparse.Namespace) -> int:
         review = ReviewService(store_from_settings(settings), wrapper_from_settings(settings, can_unwrap=True),
                                services.audit)
         if args.recording_command == "list":
-            listed = await review.list(session)
+            listed = await list_recordings(session, services.consent,
+                                           services.clock.now().astimezone(settings.zone).date())
             if args.json:
                 print(json.dumps([asdict(r) for r in listed], indent=2, default=str))
             for r in [] if args.json else listed:
                 state = "erased" if r.erased_at else r.status
-                print(f"{r.id}  {r.started_at:%Y-%m-%d %H:%M}  {r.client} with {r.practitioner}  {state}  "
-                      f"erase on {r.erase_at:%Y-%m-%d}" if r.erase_at else f"{r.id}  {r.client}  {state}")
+                length = f"{r.duration_seconds // 60}:{r.duration_seconds % 60:02d}" if r.duration_seconds else "-"
+                erase = f"erase on {r.erase_at:%Y-%m-%d}" if r.erase_at else "no erase date"
+                held = f"  HELD ({', '.join(h.kind for h in r.holds)})" if r.holds else ""
+                print(f"{r.id}  {r.started_at:%Y-%m-%d %H:%M}  {length}  {r.client} with {r.practitioner}  {state}  "
+                      f"uses: {', '.join(r.consent_scopes) or 'none'}  {erase}{held}")
             return 0
         row = await review.get(session, args.recording_id)
         await review.audit_access(session, Actor("cli", "cli"), row, "exported", args.reason)

@@ -81,6 +81,13 @@ class FrameQueue:
         self._frames.clear()
         self.waiting_for_keyframe = self.kind == "video"
 
+    def push_text(self, frame: EncodedFrame) -> None:
+        """A chat line: kept in order with the media, whoever wrote it, and never dropped on overflow
+        (it is tiny, and the recording's chat must be whole)."""
+        if not self.closed:
+            self._frames.append(frame)
+            self._ready.set()
+
     async def get(self) -> EncodedFrame:
         while not self._frames:
             if self.closed:
@@ -255,6 +262,13 @@ class FrameTap:
                 return
         self._frames.append(frame)
         self._ready.set()
+
+    def push_text(self, frame: EncodedFrame) -> None:
+        """A chat line: kept in order with the media, whoever wrote it, and never dropped on overflow
+        (it is tiny, and the recording's chat must be whole)."""
+        if not self.closed:
+            self._frames.append(frame)
+            self._ready.set()
 
     async def get(self) -> EncodedFrame:
         while not self._frames:

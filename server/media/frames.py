@@ -18,8 +18,10 @@ from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add, uint16_gt
 
 Kind = Literal["audio", "video"]
+FrameKind = Literal["audio", "video", "text"]  # "text": a chat line the recorder keeps as a subtitle cue
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
+TEXT_TIME_BASE = fractions.Fraction(1, 1000)
 AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
 
 
@@ -32,7 +34,7 @@ class EncodedFrame:
     """
 
     participant_id: str
-    kind: Kind
+    kind: FrameKind
     codec: str
     data: bytes
     pts: int
@@ -54,6 +56,18 @@ class EncodedFrame:
         packet.time_base = self.time_base
         packet.is_keyframe = self.keyframe
         return packet
+
+
+def voice_cue(speaker: str, text: str) -> str:
+    """A WebVTT cue payload that names who wrote it (``<v Sam>hello``), escaped so a chat line cannot
+    inject markup into the recording's subtitle track."""
+
+    def escape(value: str) -> str:
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    body = "\n".join(line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+                     if line.strip())  # a blank line would end the cue
+    return f"<v {escape(' '.join(speaker.split()))}>{escape(body)}"
 
 
 def vp8_is_keyframe(frame: bytes) -> bool:

@@ -19,7 +19,7 @@ from server.media import hook
 from server.media.errors import ParticipantNotFound, RoomClosed
 from server.media.events import MediaEvent, PublishingChanged, RoomClosedEvent
 from server.media.forwarding import FrameTap, TrackSource
-from server.media.frames import Kind
+from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind
 from server.media.participant import Participant
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,14 @@ class Room:
                 if tap.wants(source.participant_id):
                     source.request_keyframe()
         return tap
+
+    def chat(self, participant_id: str, cue: str) -> None:
+        """A chat line sent in this session (a WebVTT cue payload, see ``voice_cue``), for the recorders
+        running on it, timed by the relay's clock like the media."""
+        frame = EncodedFrame(participant_id=participant_id, kind="text", codec="webvtt", data=cue.encode(),
+                             pts=0, time_base=TEXT_TIME_BASE, keyframe=True, arrival=self._router.clock.monotonic())
+        for tap in self._taps:
+            tap.push_text(frame)
 
     def _taps_list(self) -> list[FrameTap]:
         return self._taps

@@ -1,9 +1,12 @@
 """Mux the relay's encoded frames into a WebM stream with PyAV, without decoding or re-encoding.
 
 The Matroska header lists every track up front, so the recorder declares the tracks first: one VP8 video
-and one Opus audio track per participant. A VP8 track's size is read from its first keyframe (RFC 6386
-9.1), so the header waits until every declared video track has sent one. Each track's timestamps are moved
-onto a common timeline by the relay's arrival time of its first frame, so the participants stay in step.
+and one Opus audio track per participant, and one WebVTT subtitle track for the session chat. A VP8 track's
+size is read from its first keyframe (RFC 6386 9.1), so the header waits until every declared video track
+has sent one. Each track's timestamps are moved onto a common timeline by the relay's arrival time of its
+first frame, so the participants stay in step; when a track's timestamps start again (someone rejoined after
+a network drop, a new sender), it is re-anchored by arrival time, so the rejoin lands where it happened.
+Chat lines are cues timed by their arrival on the same clock, shown for ``CUE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import av
 from server.media.frames import EncodedFrame
 
 COMMON_BASE = fractions.Fraction(1, 1000)  # WebM's own time base (milliseconds)
+CUE_SECONDS = 5.0
+# A track's own clock may differ from arrival times by network jitter and bursts after a stall, never by
+# this much forwards; backwards never (a restarted sender, or a rejoin with a new track).
+RESTART_JUMP = 5.0
 
 
 def vp8_size(keyframe: bytes) -> tuple[int, int]:
@@ -31,7 +38,18 @@ def vp8_size(keyframe: bytes) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Track:
     participant_id: str
-    kind: str  # "audio" | "video"
+    kind: str  # "audio" | "video" | "text"
+
+
+CHAT = Track("chat", "text")
+
+
+def _webvtt_template() -> Any:
+    """A WebVTT stream to copy the subtitle track's parameters from. PyAV cannot open a subtitle encoder
+    for WebM, but like ``ffmpeg -c copy`` it can mux packets into a stream made from another's parameters,
+    and a WebVTT cue packet is just the cue's text."""
+    source = av.open(io.BytesIO(b"WEBVTT\n\n00:00.000 --> 00:01.000\n-\n"), format="webvtt")
+    return source.streams[0]
 
 
 class _Sink(io.RawIOBase):
@@ -65,6 +83,7 @@ class WebmMuxer:
         self._offset: dict[Track, float] = {}  # seconds from the recording's first frame
         self._origin: float | None = None
         self._last_pts: dict[Track, int] = {}
+        self._last_seen: dict[Track, tuple[float, float]] = {}  # track -> (media seconds, arrival)
         self.frames_written = 0
         self.frames_skipped = 0  # frames of undeclared tracks, or video before its first keyframe
 
@@ -73,19 +92,21 @@ class WebmMuxer:
         return self._container is not None
 
     def add(self, frame: EncodedFrame) -> bytes:
-        track = Track(frame.participant_id, frame.kind)
-        if track not in self.tracks:
+        track = CHAT if frame.kind == "text" else Track(frame.participant_id, frame.kind)
+        if track not in self.tracks and track != CHAT:
             self.frames_skipped += 1
             return b""
         if self._origin is None:
             self._origin = frame.arrival
-        if track not in self._offset:
+        if track != CHAT and (track not in self._offset or self._restarted(track, frame)):
             if frame.kind == "video" and not frame.keyframe:
                 self.frames_skipped += 1
                 return b""
             self._offset[track] = max(0.0, frame.arrival - self._origin) - float(frame.pts * frame.time_base)
-            if frame.kind == "video":
+            if frame.kind == "video" and track not in self._sizes:
                 self._sizes[track] = vp8_size(frame.data)
+        if track != CHAT:
+            self._last_seen[track] = (float(frame.pts * frame.time_base), frame.arrival)
         if not self.started:
             self._pending.append(frame)
             if all(t in self._sizes for t in self.tracks if t.kind == "video"):
@@ -96,6 +117,12 @@ class WebmMuxer:
             return self._sink.take()
         self._mux(frame)
         return self._sink.take()
+
+    def _restarted(self, track: Track, frame: EncodedFrame) -> bool:
+        """Did this track's clock start again (it went backwards, or leapt far beyond the time that passed)?"""
+        last_media, last_arrival = self._last_seen[track]
+        step = float(frame.pts * frame.time_base) - last_media
+        return step < 0 or step - (frame.arrival - last_arrival) > RESTART_JUMP
 
     def close(self) -> bytes:
         """Finish the stream (cues and the last cluster); returns the remaining bytes."""
@@ -111,9 +138,11 @@ class WebmMuxer:
 
     def _open(self) -> None:
         # Short clusters, flushed at once: what is muxed reaches the sealed writer within about a second, so a
-        # crash loses at most the unsealed 2 s (the WebM clusters before it stay playable).
+        # crash loses at most the unsealed 2 s (the WebM clusters before it stay playable). The interleaver
+        # holds packets back at most 0.3 s, or a chat track with no cue yet would hold everything back.
         container = av.open(self._sink, "w", format="webm", buffer_size=4096,
-                            options={"flush_packets": "1", "cluster_time_limit": "1000"})
+                            options={"flush_packets": "1", "cluster_time_limit": "1000",
+                                     "max_interleave_delta": "300000"})
         for track in self.tracks:
             stream: Any
             if track.kind == "video":
@@ -125,18 +154,27 @@ class WebmMuxer:
                 stream.layout = "stereo"
             stream.metadata["title"] = f"{track.participant_id} {track.kind}"
             self._streams[track] = stream
+        chat = container.add_stream_from_template(_webvtt_template())
+        chat.metadata["title"] = "chat"
+        self._streams[CHAT] = chat
         container.start_encoding()
         self._container = container
 
     def _mux(self, frame: EncodedFrame) -> None:
-        track = Track(frame.participant_id, frame.kind)
-        seconds = float(frame.pts * frame.time_base) + self._offset[track]
+        if frame.kind == "text":
+            track = CHAT
+            seconds = max(0.0, frame.arrival - (self._origin or frame.arrival))
+        else:
+            track = Track(frame.participant_id, frame.kind)
+            seconds = float(frame.pts * frame.time_base) + self._offset[track]
         pts = max(round(seconds / COMMON_BASE), self._last_pts.get(track, -1) + 1)
         self._last_pts[track] = pts
         packet = av.Packet(frame.data)
         packet.pts = packet.dts = pts
         packet.time_base = COMMON_BASE
         packet.is_keyframe = frame.keyframe
+        if track == CHAT:
+            packet.duration = round(CUE_SECONDS / COMMON_BASE)
         packet.stream = self._streams[track]
         self._container.mux(packet)
         self.frames_written += 1

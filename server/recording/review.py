@@ -7,17 +7,11 @@ A chunk that fails authentication is reported as damaged at that chunk, never se
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.accounts.models import Staff
 from server.audit.log import Actor, AuditLog
-from server.bookings.models import Booking
 from server.errors import Gone, InvalidInput, NotFound
-from server.people.models import Client
 from server.recording.keywrap import KeyWrapper, WrappedKey
 from server.recording.models import Recording
 from server.recording.reader import RecordingReader
@@ -27,34 +21,9 @@ from server.recording.stores import RecordingStore
 MIN_REASON = 10
 
 
-@dataclass(frozen=True)
-class Listed:
-    id: str
-    booking_id: int
-    client: str
-    practitioner: str
-    started_at: datetime
-    ended_at: datetime | None
-    status: str
-    policy: str | None
-    erase_at: datetime | None
-    erased_at: datetime | None
-
-
 class ReviewService:
     def __init__(self, store: RecordingStore, wrapper: KeyWrapper, audit: AuditLog) -> None:
         self.store, self.wrapper, self.audit = store, wrapper, audit
-
-    async def list(self, session: AsyncSession) -> list[Listed]:
-        rows = (await session.execute(
-            select(Recording, Booking, Client, Staff)
-            .join(Booking, Booking.id == Recording.booking_id)
-            .join(Client, Client.id == Booking.client_id)
-            .join(Staff, Staff.id == Booking.practitioner_id)
-            .order_by(Recording.started_at.desc())
-        )).all()
-        return [Listed(str(r.id), b.id, c.name, s.name, r.started_at, r.ended_at, r.status, r.policy_id,
-                       r.erase_at, r.erased_at) for r, b, c, s in rows]
 
     async def get(self, session: AsyncSession, recording_id: str | uuid.UUID) -> Recording:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from aiohttp import web
@@ -9,6 +10,7 @@ from pydantic import Field
 
 from server.accounts.models import Role
 from server.errors import Forbidden, InvalidInput
+from server.recording.listing import list_recordings as list_recordings_of
 from server.web.access import staff
 from server.web.api import Body, Out, documented, ok, read_body
 from server.web.keys import DB, REVIEW, SERVICES, STAFF
@@ -18,6 +20,12 @@ routes = web.RouteTableDef()
 VIEW_MINUTES = 30
 
 
+class HoldOut(Out):
+    kind: str
+    reason: str
+    placed_at: datetime
+
+
 class RecordingOut(Out):
     id: str
     booking_id: int
@@ -25,10 +33,14 @@ class RecordingOut(Out):
     practitioner: str
     started_at: datetime
     ended_at: datetime | None
+    duration_seconds: int | None
     status: str
     policy: str | None
     erase_at: datetime | None
     erased_at: datetime | None
+    people: list[str]
+    consent_scopes: list[str]
+    holds: list[HoldOut]
 
 
 class ViewBody(Body):
@@ -56,10 +68,13 @@ async def recordings_page(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/recordings")
 @staff(Role.SAFEGUARDING)
-@documented("Every recording with its client, practitioner, dates and erase date", response=RecordingOut, many=True)
+@documented("Every recording with its client, practitioner, dates, duration, the uses its consents allow today, "
+            "holds and erase date", response=RecordingOut, many=True)
 async def list_recordings(request: web.Request) -> web.Response:
-    listed = await request.app[REVIEW].list(request[DB])
-    return ok([RecordingOut(**vars(item)) for item in listed])
+    services = request.app[SERVICES]
+    listed = await list_recordings_of(request[DB], services.consent,
+                                      services.clock.now().astimezone(services.settings.zone).date())
+    return ok([RecordingOut.model_validate(asdict(item)) for item in listed])
 
 
 @routes.post("/api/v1/recordings/{recording_id}/views")

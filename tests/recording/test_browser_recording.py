@@ -50,7 +50,11 @@ async def test_the_demo_call_is_recorded_exported_and_both_people_decode_for_ten
 
     await tutor.get_by_test_id("record").click()
     await expect(guardian.get_by_test_id("recording-state")).to_have_text("Recording")
-    await asyncio.sleep(RECORD_SECONDS)
+    await asyncio.sleep(RECORD_SECONDS / 2)
+    await guardian.get_by_test_id("chat-input").fill("Sam is ready for the next piece")
+    await guardian.get_by_test_id("chat-send").click()
+    await expect(tutor.get_by_test_id("chat-log")).to_contain_text("Sam is ready for the next piece")
+    await asyncio.sleep(RECORD_SECONDS / 2)
     await tutor.get_by_test_id("record").click()
     await expect(tutor.get_by_test_id("recording-state")).to_have_text("Not recording")
 
@@ -64,10 +68,15 @@ async def test_the_demo_call_is_recorded_exported_and_both_people_decode_for_ten
         await asyncio.sleep(0.1)
     assert reader.state.completeness is Completeness.COMPLETE
     container = av.open(io.BytesIO(await reader.read_all()))
-    titles = sorted(str(stream.metadata.get("title", "")) for stream in container.streams)
+    media = [s for s in container.streams if s.type in ("audio", "video")]
+    titles = sorted(str(stream.metadata.get("title", "")) for stream in media)
     assert len(titles) == 4 and {t.split()[-1] for t in titles} == {"audio", "video"}, titles
+    cues = [(float(p.pts * p.time_base), bytes(p).decode()) for p in container.demux(subtitles=0) if p.size]
+    assert len(cues) == 1 and cues[0][1].endswith(">Sam is ready for the next piece"), cues
+    assert abs(cues[0][0] - RECORD_SECONDS / 2) < 2.0, cues  # where it was said, in the recording's time
     spans = {}
-    for index, stream in enumerate(container.streams):
+    for stream in media:
+        index = stream.index
         decoding = av.open(io.BytesIO(await reader.read_all()))
         frames = [f for f in decoding.decode(decoding.streams[index]) if f.time is not None]
         spans[str(stream.metadata.get("title"))] = frames[-1].time - frames[0].time

@@ -64,7 +64,7 @@ async def test_two_participants_are_recorded_without_reencoding_and_decode_back(
     written = {f.data for f in frames if f.kind == "video"}
     demuxed = av.open(io.BytesIO(webm))
     titles = [s.metadata.get("title") for s in demuxed.streams]
-    assert titles == ["staff:1 video", "staff:1 audio", "guardian:3 video", "guardian:3 audio"]
+    assert titles == ["staff:1 video", "staff:1 audio", "guardian:3 video", "guardian:3 audio", "chat"]
     assert all(bytes(p) in written for p in demuxed.demux(video=0) if p.size)  # the same bytes: no re-encoding
     for index in range(4):
         container = av.open(io.BytesIO(webm))

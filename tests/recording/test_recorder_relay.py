@@ -68,7 +68,7 @@ async def test_a_live_room_is_recorded_through_its_tap_and_decodes_for_the_recor
     assert reader.state.completeness is Completeness.COMPLETE
     webm = await reader.read_all()
     titles = [s.metadata.get("title") for s in av.open(io.BytesIO(webm)).streams]
-    assert titles == ["staff:1 video", "staff:1 audio", "guardian:3 video", "guardian:3 audio"]
+    assert titles == ["staff:1 video", "staff:1 audio", "guardian:3 video", "guardian:3 audio", "chat"]
     for index in range(4):
         container = av.open(io.BytesIO(webm))
         decoded = list(container.decode(container.streams[index]))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -84,9 +86,11 @@ async def _record_a_few_seconds(open_caller: OpenCaller, org: Org, services: Ser
     await tutor.send({"type": "record", "on": True})
     await guardian.wait_for("recording", lambda m: m["state"] == "recording")
     live = app[RECORDING]  # type: ignore[index]
+    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 250, 20)
+    await guardian.send({"type": "chat", "text": "Kit played the scale twice <3"})
     await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 500, 20)
     await tutor.send({"type": "record", "on": False})
-    await guardian.wait_for("recording", lambda m: m["state"] == "off")
+    await until(lambda: live.service.recording(org.booking_id) is None, 10)  # the last chunk is sealed
 
 
 async def test_a_safeguarding_lead_reviews_with_a_reason_and_damage_is_reported(
@@ -111,6 +115,8 @@ async def test_a_safeguarding_lead_reviews_with_a_reason_and_damage_is_reported(
         await lead.post("/api/v1/auth/second-factor", json={"code": code}, headers=h)
         listed = await (await lead.get("/api/v1/recordings")).json()
         assert [r["client"] for r in listed] == ["Kit Child"]
+        assert listed[0]["consent_scopes"] == ["record", "safeguarding"] and listed[0]["holds"] == []
+        assert listed[0]["duration_seconds"] >= 2
         rid = listed[0]["id"]
         short = await lead.post(f"/api/v1/recordings/{rid}/views", json={"reason": "look"}, headers=h)
         assert short.status == 422 and "reason" in (await short.json())["detail"]
@@ -125,7 +131,12 @@ async def test_a_safeguarding_lead_reviews_with_a_reason_and_damage_is_reported(
         with av.open(io.BytesIO(whole)) as container:
             kinds = sorted(s.type for s in container.streams)
             decoded = sum(1 for _ in container.decode(video=0))
-        assert kinds == ["audio", "audio", "video", "video"] and decoded > 30
+        assert kinds == ["audio", "audio", "subtitle", "video", "video"] and decoded > 30
+        with av.open(io.BytesIO(whole)) as container:  # the session chat, as a cue naming who wrote it
+            cues = [(float(p.pts * p.time_base), bytes(p).decode())
+                    for p in container.demux(subtitles=0) if p.size]
+        assert [text for _, text in cues] == ["<v Gail Guardian>Kit played the scale twice &lt;3"]
+        assert 1.0 < cues[0][0] < 15.0, cues
         async with sessionmaker() as s:
             viewed = (await s.execute(select(AuditEvent).where(AuditEvent.action == "recording.viewed"))).scalar_one()
         assert "Concern 12" in viewed.details and viewed.actor == f"staff:{org.safeguarding_id}"
@@ -193,3 +204,99 @@ async def test_a_disk_filling_up_in_mid_recording_pauses_it_for_everyone(
         row = await s.get(Recording, rid)
     assert row is not None and row.status == "stopped"
     assert row.status_reason == "Paused: the server's recording disk is nearly full"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # media under test; both backends elsewhere
+async def test_a_family_that_rejoins_after_a_network_drop_is_recorded_where_they_were_back(
+    open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
+    sessionmaker: async_sessionmaker[AsyncSession], app: object,
+) -> None:
+    """The rejoined connection's clock starts again; the stored video shows the gap where it happened and
+    ends with the tutor's, instead of the second stretch being squeezed in after the first."""
+    import asyncio
+    import io
+
+    import av
+
+    from server.web.keys import REVIEW
+
+    await _consent_to_recording(services, sessionmaker, org, clock)
+    tutor = await open_caller(f"staff:{org.tutor_id}")
+    guardian = await open_caller(f"guardian:{org.guardian_id}")
+    await tutor.connect()
+    await guardian.connect()
+    await tutor.join_media(Peer("tutor", tag=1, tone=440))
+    await guardian.join_media(Peer("guardian", tag=2, tone=880))
+    await tutor.wait_for("members", lambda m: len(m["members"]) == 2
+                         and all(x["publishing"]["video"] for x in m["members"]))
+    await tutor.send({"type": "record", "on": True})
+    await guardian.wait_for("recording", lambda m: m["state"] == "recording")
+    live = app[RECORDING]  # type: ignore[index]
+    rid = live.service.recording(org.booking_id)
+    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 200, 20)
+
+    old = guardian.peer
+    assert old is not None
+    await guardian.send({"type": "rejoin"})
+    await guardian.wait_for("rejoin_ready")
+    await old.close()
+    await asyncio.sleep(2.5)  # the family is away for a while
+    fresh = Peer("guardian-again", tag=2, tone=880)
+    guardian.peer = fresh
+    await guardian.send({"type": "offer", "sdp": await fresh.offer()})
+    written = live.service._live[org.booking_id].recorder.muxer.frames_written
+    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > written + 300, 20)
+    assert live.service.recording(org.booking_id) == rid  # the same segment carries on
+    await tutor.send({"type": "record", "on": False})
+    await until(lambda: live.service.recording(org.booking_id) is None, 10)  # the last chunk is sealed
+
+    async with sessionmaker() as s:
+        row = await s.get(Recording, rid)
+    assert row is not None
+    await asyncio.wait_for(live.service._spool.wait_idle(), 10)  # every sealed chunk is in the store
+    webm = await (await app[REVIEW].reader(row)).read_all()  # type: ignore[index]
+    ends: dict[str, float] = {}
+    for title in (f"staff:{org.tutor_id} video", f"guardian:{org.guardian_id} video"):
+        with av.open(io.BytesIO(webm)) as container:
+            stream = next(s for s in container.streams if s.metadata.get("title") == title)
+            times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.size]
+        ends[title] = times[-1]
+        if title.startswith("guardian"):
+            assert max(b - a for a, b in zip(times, times[1:], strict=False)) > 2.0, "the time away is not kept"
+    tutor_end, guardian_end = ends.values()
+    assert abs(tutor_end - guardian_end) < 1.0, ends
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # media under test; both backends elsewhere
+async def test_the_lead_sees_length_and_allowed_uses_then_plays_the_recording_in_chromium(
+    open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
+    sessionmaker: async_sessionmaker[AsyncSession], app: object, live_server: str, browser: Browser,
+) -> None:
+    import pyotp
+
+    from tests.support.org import PASSWORD
+
+    await _record_a_few_seconds(open_caller, org, services, clock, sessionmaker, app)
+    async with sessionmaker() as s:
+        rid = str((await s.execute(select(Recording))).scalar_one().id)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{live_server}/login")
+    await page.get_by_test_id("login-email").fill(org.email("safeguarding"))
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await page.get_by_test_id("login-code").fill(pyotp.TOTP(org.totp_secret).at(int(clock.now().timestamp())))
+    await page.get_by_test_id("code-submit").click()
+    await expect(page.get_by_test_id("who")).to_contain_text("safeguarding")
+    await page.goto(f"{live_server}/recordings")
+    await expect(page.get_by_test_id(f"uses-{rid}")).to_have_text("recorded, safeguarding and quality monitoring")
+    await expect(page.get_by_test_id(f"holds-{rid}")).to_have_text("none")
+    await expect(page.get_by_test_id(f"length-{rid}")).to_have_text(re.compile(r"^0:\d\d$"))
+    await page.get_by_test_id(f"view-{rid}").click()
+    await page.get_by_test_id("view-reason").fill("Quality check of the lesson after a complaint")
+    await page.get_by_test_id("view-submit").click()
+    player = page.get_by_test_id("player")
+    await expect(player).to_be_visible()
+    await player.evaluate("v => { v.muted = true; return v.play(); }")
+    await page.wait_for_function("() => document.querySelector('[data-testid=player]').currentTime > 1.0",
+                                 timeout=15000)
+    assert await page.get_by_test_id("player").evaluate("v => v.videoWidth") > 0  # pictures, decoded by Chromium
