@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import re
+import time
 from pathlib import Path
 
+import av
 import pytest
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
@@ -16,6 +20,7 @@ from server.config import Settings
 from server.consent.services import Grant
 from server.recording.models import Recording
 from server.services import Services
+from server.web.keys import REVIEW
 from tests.media.peers import Peer, until
 from tests.signalling.conftest import OpenCaller
 from tests.support.org import SETUP, Org
@@ -56,8 +61,11 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
     await _consent_to_recording(services, sessionmaker, org, clock)
     await tutor.send({"type": "record", "on": True})
     assert (await guardian.wait_for("recording", lambda m: m["state"] == "recording"))["label"] == "Recording"
+    began = time.monotonic()
     live = app[RECORDING]  # type: ignore[index]
     await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 60, 15)
+    await asyncio.sleep(1.5)
+    withdrawn_after = time.monotonic() - began
 
     async with sessionmaker() as s:  # the guardian withdraws the child's consent in mid-session
         await services.consent.withdraw(s, SETUP, f"guardian:{org.guardian_id}", f"client:{org.child_id}")
@@ -68,8 +76,16 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
     async with sessionmaker() as s:
         row = (await s.execute(select(Recording))).scalar_one()
     assert row.status == "stopped" and (row.status_reason or "").startswith("Paused")
-    stored = Path(settings.home) / "recordings" / str(row.id)
-    await until(lambda: stored.is_dir() and any(stored.iterdir()), 10)  # sealed chunks reached the store
+    await asyncio.sleep(2.0)  # the session carries on; nothing of it may be stored
+    await asyncio.wait_for(live.service._spool.wait_idle(), 10)
+    webm = await (await app[REVIEW].reader(row)).read_all()  # type: ignore[index]
+    for stream in av.open(io.BytesIO(webm)).streams:
+        if stream.type == "video":
+            with av.open(io.BytesIO(webm)) as container:
+                times = [float(p.pts * p.time_base) for p in container.demux(container.streams[stream.index])
+                         if p.size]
+            # the stored recording ends at the withdrawal (within the time to react), not 2 s later
+            assert withdrawn_after - 1.0 < times[-1] < withdrawn_after + 0.6, (times[-1], withdrawn_after)
 
 
 async def _record_a_few_seconds(open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
@@ -97,9 +113,7 @@ async def test_a_safeguarding_lead_reviews_with_a_reason_and_damage_is_reported(
     open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock, settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession], app: object, live_server: str,
 ) -> None:
-    import io
 
-    import av
     import pyotp
     from aiohttp import ClientSession, CookieJar
 
@@ -213,12 +227,6 @@ async def test_a_family_that_rejoins_after_a_network_drop_is_recorded_where_they
 ) -> None:
     """The rejoined connection's clock starts again; the stored video shows the gap where it happened and
     ends with the tutor's, instead of the second stretch being squeezed in after the first."""
-    import asyncio
-    import io
-
-    import av
-
-    from server.web.keys import REVIEW
 
     await _consent_to_recording(services, sessionmaker, org, clock)
     tutor = await open_caller(f"staff:{org.tutor_id}")
