@@ -136,6 +136,9 @@ def _validate(s: Settings) -> Settings:
     for name in ("session_idle_minutes", "session_absolute_hours", "login_max_failures", "link_valid_days"):
         if getattr(s, name) <= 0:
             raise ConfigError("DUET_" + name.upper(), "must be a positive number")
+    for name in ("early_join_minutes", "late_grace_minutes", "overdue_grace_minutes", "overdue_escalate_minutes"):
+        if getattr(s, name) < 0:
+            raise ConfigError("DUET_" + name.upper(), f"{getattr(s, name)} minutes: must be 0 or more")
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("DUET_LOG_LEVEL", "use DEBUG, INFO, WARNING or ERROR")
     return s

@@ -36,6 +36,8 @@ def test_file_then_environment(tmp_path: Path) -> None:
     ({"DUET_STORE": "ftp://x"}, "DUET_STORE"),
     ({"DUET_COLOUR": "blue"}, "DUET_COLOUR"),
     ({"DUET_SESSION_IDLE_MINUTES": "0"}, "DUET_SESSION_IDLE_MINUTES"),
+    ({"DUET_EARLY_JOIN_MINUTES": "-5"}, "DUET_EARLY_JOIN_MINUTES"),
+    ({"DUET_LATE_GRACE_MINUTES": "-1"}, "DUET_LATE_GRACE_MINUTES"),
 ])
 def test_a_wrong_value_names_the_setting(environ: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as caught:

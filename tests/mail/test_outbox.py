@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,9 +22,11 @@ from server.mail.messages import Organisation, Recipient, staff_alert
 from server.mail.models import OutboxMessage, OutboxStatus
 from server.mail.outbox import FailedMail, RetryPolicy, Sender, enqueue
 from server.mail.transports import SmtpTransport, TransientMailError, transport_from_url
+from tests.support.databases import PG_URL as TEST_PG_URL
+from tests.support.databases import async_url, pg_dsn, unavailable
 from tests.support.smtp import SmtpTestServer
 
-PG_URL = os.environ.get("DUET_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_URL = async_url(pg_dsn(TEST_PG_URL.rsplit("/", 1)[1]))  # the suite's one setting, DUET_TEST_POSTGRES
 ORG = Organisation("Duet Music Service", "Duet <no-reply@duet.example.org>")
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -64,9 +65,7 @@ async def db(
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except OSError as exc:
         await admin.dispose()
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc}")
     engine = make_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
     try:
         async with engine.begin() as conn:
