@@ -37,6 +37,7 @@ from server.web import (
     api_mail,
     api_media,
     api_people,
+    api_plans,
     api_recordings,
     api_safeguarding,
     api_staff,
@@ -135,9 +136,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
                               device_checked=device_checked)
         app.cleanup_ctx.append(reminders_context(reminders, lambda: app[SESSIONMAKER]))
     for table in (pages.routes, api_auth.routes, api_people.routes, api_staff.routes, api_bookings.routes,
-                  api_visits.routes, api_safeguarding.routes, api_media.routes, signalling_socket.routes,
-                  api_consent.routes, api_mail.routes, api_recordings.routes, api_checks.routes,
-                  openapi.routes):
+                  api_visits.routes, api_plans.routes, api_safeguarding.routes, api_media.routes,
+                  signalling_socket.routes, api_consent.routes, api_mail.routes, api_recordings.routes,
+                  api_checks.routes, openapi.routes):
         app.add_routes(table)
     app.router.add_static("/static/", Path(WEB_ROOT) / "static", append_version=False)
     check_routes(app)

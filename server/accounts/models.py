@@ -17,6 +17,9 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     MANAGER = "manager"
     SAFEGUARDING = "safeguarding"
+    # The head of the service (policies/003_* "the headteacher will be notified"): the overdue check-out
+    # escalation reaches them with the safeguarding leads. It grants no reading of concerns or recordings.
+    HEAD_OF_SERVICE = "head_of_service"
 
 
 class DbsLevel(enum.StrEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db.base import Base, intpk
@@ -54,6 +54,9 @@ class Booking(Base):
     sequence: Mapped[int] = mapped_column(default=0)  # bumped on every change, for calendar updates
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[datetime]
+    # A manager's agreement to evening work, for any kind of booking (server/bookings/evening.py)
+    evening_agreed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    evening_agreed_at: Mapped[datetime | None]
 
     invitees: Mapped[list[BookingInvitee]] = relationship(
         back_populates="booking", lazy="selectin", cascade="all, delete-orphan"
@@ -89,3 +92,27 @@ class BookingInvitee(Base):
     @property
     def subject(self) -> str:
         return f"guardian:{self.guardian_id}" if self.guardian_id is not None else f"client:{self.client_id}"
+
+
+class SessionAttendance(Base):
+    """Who was in a live session and when (policies/000_*: attendance records kept accurately).
+
+    One row per booking and person (``subject``, e.g. ``guardian:3``), written by the session hub on every
+    join and leave: the first join, the latest join and the latest leave. Present now: no leave since the
+    latest join."""
+
+    __tablename__ = "session_attendance"
+    __table_args__ = (UniqueConstraint("booking_id", "subject"),)
+
+    id: Mapped[intpk]
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(20))  # host, participant or observer
+    first_joined_at: Mapped[datetime]
+    last_joined_at: Mapped[datetime]
+    last_left_at: Mapped[datetime | None]
+
+    @property
+    def family(self) -> bool:
+        """A guardian or the client, as opposed to staff."""
+        return not self.subject.startswith("staff:")

@@ -1,4 +1,9 @@
-"""Booking remote sessions. A booking is written with its invitees, or not at all."""
+"""Booking remote sessions. A booking is written with its invitees, or not at all.
+
+A live session that needs a manager's agreement to evening work when it is booked (server/bookings/evening.py)
+is kept ``requested``, and nobody is invited, until a manager agrees; one blocked later (the practitioner
+marked unavailable that day) stays confirmed, but its practitioner cannot join until a manager agrees.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 from server.people.models import Client, Guardian
 
 if TYPE_CHECKING:
+    from server.bookings.evening import EveningWork
     from server.bookings.notify import BookingNotifier
 
 MAX_DURATION_MINUTES = 240
@@ -34,10 +40,12 @@ class NewBooking:
 
 
 class BookingService:
-    def __init__(self, clock: Clock, audit: AuditLog, notifier: BookingNotifier | None = None) -> None:
+    def __init__(self, clock: Clock, audit: AuditLog, notifier: BookingNotifier | None = None, *,
+                 evening: EveningWork) -> None:
         self._clock = clock
         self._audit = audit
         self._notifier = notifier  # None only in tests that check the booking rules alone
+        self.evening = evening
 
     async def create(self, session: AsyncSession, actor: Actor, new: NewBooking, *,
                      allow_started: bool = False, visit_rules_checked: bool = False) -> Booking:
@@ -50,6 +58,9 @@ class BookingService:
             InvalidInput: a start in the past, a bad duration, no invitees.
             NotFound: an unknown practitioner, client or guardian.
             PolicyViolation: a suspended person, or a guardian not linked to the client.
+
+        A live session that runs into the evening of a day its practitioner was unavailable is booked
+        ``requested``, without invitations, until a manager agrees (``agree_evening``).
         """
         now = self._clock.now()
         if not new.kind.is_remote and not visit_rules_checked:
@@ -118,15 +129,42 @@ class BookingService:
             created_by_id=int(actor.ref.split(":")[1]) if actor.ref.startswith("staff:") else None,
             created_at=now, invitees=invitees,
         )
+        waiting = await self.evening.block(session, booking) if new.kind.is_remote else None
+        if waiting is not None:  # policies/000_*: not to go ahead, or be announced, without a manager
+            booking.status = BookingStatus.REQUESTED
         session.add(booking)
         await session.flush()
         await self._audit.record(session, actor, "booking.created", f"booking:{booking.id}", {
             "kind": booking.kind, "starts_at": booking.starts_at.isoformat(),
-            "invitees": [i.subject for i in invitees],
+            "invitees": [i.subject for i in invitees], "status": booking.status, "waiting_for": waiting,
         })
         # Same transaction: a rolled-back booking sends nothing.
-        if (notifier := self._notifier_for(booking)) is not None:
+        if booking.status == BookingStatus.CONFIRMED and (notifier := self._notifier_for(booking)) is not None:
             await notifier.invite(session, booking)
+        return booking
+
+    async def blocked_reason(self, session: AsyncSession, booking: Booking) -> str | None:
+        """Why a live session cannot go ahead for now (shown on the booking, refused at join), or None."""
+        if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.REQUESTED):
+            return None
+        waiting = await self.evening.block(session, booking)
+        if waiting is None:
+            return None
+        return (f"Session blocked: {waiting}. A manager can agree to it on the booking (POST "
+                f"/api/v1/bookings/{booking.id}/evening-agreement), or move it to end by "
+                f"{self.evening.evening_hour}:00")
+
+    async def agree_evening(self, session: AsyncSession, actor: Actor, manager: Staff, booking: Booking,
+                            reason: str) -> Booking:
+        """A manager agrees to evening work on ``booking`` (any kind). A live session held ``requested`` for
+        it is confirmed and its invitations go out now; a visit still needs authorising."""
+        await self.evening.agree(session, actor, manager, booking, reason)
+        if BookingKind(booking.kind).is_remote and booking.status == BookingStatus.REQUESTED:
+            booking.status = BookingStatus.CONFIRMED
+            await self._audit.record(session, actor, "booking.confirmed", f"booking:{booking.id}",
+                                     {"after": "evening agreement"})
+            if (notifier := self._notifier_for(booking)) is not None:
+                await notifier.invite(session, booking)
         return booking
 
     def _notifier_for(self, booking: Booking) -> BookingNotifier | None:
@@ -140,12 +178,14 @@ class BookingService:
         return booking
 
     async def cancel(self, session: AsyncSession, actor: Actor, booking: Booking, reason: str) -> None:
-        if booking.status != BookingStatus.CONFIRMED:
-            raise Conflict(f"Booking {booking.id} is {booking.status}, not confirmed.")
+        """Cancel a confirmed booking, or a requested one (nobody was invited to that: nobody is told)."""
+        if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.REQUESTED):
+            raise Conflict(f"Booking {booking.id} is {booking.status}, not confirmed or requested.")
+        invited = booking.status == BookingStatus.CONFIRMED
         booking.status = BookingStatus.CANCELLED
         booking.sequence += 1
         await self._audit.record(session, actor, "booking.cancelled", f"booking:{booking.id}", {"reason": reason})
-        if (notifier := self._notifier_for(booking)) is not None:
+        if invited and (notifier := self._notifier_for(booking)) is not None:
             await notifier.cancelled(session, actor, booking, reason)
 
     async def reschedule(self, session: AsyncSession, actor: Actor, booking: Booking, starts_at: datetime,
@@ -175,8 +215,12 @@ class BookingService:
         previous = booking.starts_at
         booking.starts_at, booking.duration_minutes = starts_at, duration
         booking.sequence += 1
+        # A manager agreed to evening work at the old time, not the new one.
+        withdrawn = booking.evening_agreed_by_id is not None
+        booking.evening_agreed_by_id = booking.evening_agreed_at = None
         await self._audit.record(session, actor, "booking.rescheduled", f"booking:{booking.id}", {
-            "from": previous.isoformat(), "to": starts_at.isoformat(), "duration_minutes": duration})
+            "from": previous.isoformat(), "to": starts_at.isoformat(), "duration_minutes": duration,
+            "evening_agreement_withdrawn": withdrawn})
         if (notifier := self._notifier_for(booking)) is not None:
             await notifier.changed(session, actor, booking, previous)
 

@@ -12,6 +12,7 @@ from server.db.base import Base
 from server.links import models as links_models
 from server.mail import models as mail_models
 from server.people import models as people_models
+from server.plans import models as plans_models
 from server.recording import models as recording_models
 from server.safeguarding import models as safeguarding_models
 from server.signalling import models as signalling_models
@@ -19,6 +20,6 @@ from server.visits import models as visits_models
 
 __all__ = [
     "Base", "accounts_models", "audit_models", "bookings_models", "checks_models", "consent_models",
-    "links_models", "mail_models", "people_models", "recording_models",
+    "links_models", "mail_models", "people_models", "plans_models", "recording_models",
     "safeguarding_models", "signalling_models", "visits_models",
 ]

@@ -25,11 +25,12 @@ from server.errors import Conflict
 from server.gdpr.subject import Subject, load_subject
 from server.links.service import LinkService
 from server.mail.models import OutboxMessage
+from server.plans.models import BlendedPlan, PlanResource
 from server.recording.models import RecordingStatus
 from server.retention.job import RetentionJob
 from server.retention.policies import AtEnd
 from server.signalling.models import ChatMessage
-from server.visits.models import Visit
+from server.visits.models import Visit, VisitRecord
 
 KEPT_RECORDS = (
     "Consent records and the audit log are kept: they are the evidence that recording and erasure were "
@@ -161,6 +162,16 @@ class ClientErasure:
         for v in visits:
             v.address, v.lat, v.lon, v.itinerary_address = "", None, None, None
             v.responsible_adult, v.home_reason, v.conditions_evidence = None, None, None
+        records = (await session.scalars(select(VisitRecord).where(
+            VisitRecord.visit_id.in_([v.id for v in visits])))).all() if visits else []
+        for record in records:  # one that notes safeguarding concerns is a safeguarding record: kept
+            if not record.safeguarding_concerns:
+                record.notes = "Erased on request."
+        plans = (await session.scalars(select(BlendedPlan).where(BlendedPlan.client_id == c.id))).all()
+        for plan in plans:  # what a plan says about the client; that it existed stays, as bookings do
+            plan.title, plan.goals, plan.ended_reason = f"Erased plan {plan.id}", "", None
+        if plans:
+            await session.execute(delete(PlanResource).where(PlanResource.plan_id.in_([p.id for p in plans])))
         revoked = 0
         for booking_id in s.booking_ids:
             revoked += await self.links.revoke_for_booking(session, actor, booking_id,

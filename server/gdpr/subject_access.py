@@ -25,18 +25,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.models import Staff
 from server.audit.log import Actor, AuditLog
 from server.audit.models import AuditEvent
+from server.bookings.models import SessionAttendance
 from server.checks.models import CheckRun
 from server.clock import Clock
 from server.consent.models import ConsentRecord
 from server.errors import InvalidInput
 from server.gdpr.subject import Subject, load_subject, safeguarding_policies
+from server.plans.models import BlendedPlan, PlanBooking, PlanResource
 from server.recording.models import Recording
 from server.recording.reader import RecordingMissing
 from server.recording.review import ReviewService
 from server.recording.sealing import DamagedChunk, SealingError
 from server.retention.policies import PolicySet
 from server.signalling.models import ChatMessage
-from server.visits.models import Visit
+from server.visits.models import Visit, VisitRecord
 
 README = """\
 Subject access bundle for {name} (client {client_id}), made on {made} by {organisation}.
@@ -46,6 +48,8 @@ bookings.json    every booking (sessions and visits), who was invited, and visit
 consents.json    every consent given or withdrawn for them or by them (records are never changed)
 checks.json      device and connection check results
 chat.json        chat messages in their sessions
+attendance.json  who joined their live sessions, and when
+plans.json       blended plans: goals, dates, which bookings belong to them, and their resources
 audit.json       audit log entries about them, their bookings and their recordings
 recordings.json  every recording: exported here, erased (with date and policy), or withheld
 recordings/      the recordings, decrypted, as WebM video or audio
@@ -70,6 +74,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     return value
+
+
+def _after_visit(record: VisitRecord | None) -> dict[str, Any] | str | None:
+    """The practitioner's record after the visit; one that notes safeguarding concerns is withheld for the
+    safeguarding lead's review (DPA 2018 Sch. 3), and said so."""
+    if record is None:
+        return None
+    if record.safeguarding_concerns:
+        return "withheld for the safeguarding lead's review"
+    return row_dict(record)
 
 
 def _check_out(out: Path) -> None:
@@ -107,11 +121,15 @@ class SubjectAccess:
         names = {st.id: st.name for st in (await session.scalars(select(Staff))).all()}
         visits = {v.booking_id: v for v in (await session.scalars(
             select(Visit).where(Visit.booking_id.in_(ids)))).all()} if ids else {}
+        records = await self._visit_records(session, s)
         bookings = [{
             **row_dict(b), "practitioner": names.get(b.practitioner_id),
             "invited": [i.subject for i in b.invitees],
-            "visit": row_dict(visits[b.id]) if b.id in visits else None,
+            "visit": row_dict(visits[b.id]) | {"after_visit_record": _after_visit(records.get(visits[b.id].id))}
+            if b.id in visits else None,
         } for b in s.bookings]
+        attendance = (await session.scalars(select(SessionAttendance).where(SessionAttendance.booking_id.in_(ids))
+                                            .order_by(SessionAttendance.first_joined_at))).all() if ids else []
         consents = (await session.scalars(select(ConsentRecord).where(
             or_(ConsentRecord.covers.in_(people), ConsentRecord.given_by.in_(people)))
             .order_by(ConsentRecord.given_at))).all()
@@ -119,7 +137,15 @@ class SubjectAccess:
                                         .order_by(CheckRun.created_at))).all() if ids else []
         chat = (await session.scalars(select(ChatMessage).where(ChatMessage.booking_id.in_(ids))
                                       .order_by(ChatMessage.sent_at))).all() if ids else []
-        targets = people | {f"booking:{i}" for i in ids} | {f"recording:{r.id}" for r in s.recordings}
+        plans = (await session.scalars(select(BlendedPlan).where(BlendedPlan.client_id == s.client.id)
+                                       .order_by(BlendedPlan.id))).all()
+        plan_ids = [p.id for p in plans]
+        resources = (await session.scalars(select(PlanResource).where(PlanResource.plan_id.in_(plan_ids))
+                                           .order_by(PlanResource.id))).all() if plan_ids else []
+        in_plans = (await session.scalars(select(PlanBooking).where(PlanBooking.plan_id.in_(plan_ids))
+                                          )).all() if plan_ids else []
+        targets = (people | {f"booking:{i}" for i in ids} | {f"recording:{r.id}" for r in s.recordings}
+                   | {f"plan:{i}" for i in plan_ids})
         events = (await session.scalars(select(AuditEvent).where(
             or_(AuditEvent.target.in_(targets), AuditEvent.actor.in_(people))).order_by(AuditEvent.seq))).all()
         return {
@@ -132,8 +158,21 @@ class SubjectAccess:
             "checks.json": [row_dict(c, skip=("source",)) | {"measurements": json.loads(c.measurements)}
                             for c in checks],
             "chat.json": [row_dict(m) for m in chat],
+            "attendance.json": [row_dict(a) for a in attendance],
+            "plans.json": [{**row_dict(p), "lead_practitioner": names.get(p.lead_practitioner_id),
+                            "bookings": sorted(b.booking_id for b in in_plans if b.plan_id == p.id),
+                            "resources": [row_dict(r) for r in resources if r.plan_id == p.id]} for p in plans],
             "audit.json": [row_dict(e, skip=("prev_hash", "hash")) for e in events],
         }
+
+    @staticmethod
+    async def _visit_records(session: AsyncSession, s: Subject) -> dict[int, VisitRecord]:
+        """After-visit records of the client's visits, by visit id."""
+        if not s.booking_ids:
+            return {}
+        return {r.visit_id: r for r in (await session.scalars(
+            select(VisitRecord).join(Visit, Visit.id == VisitRecord.visit_id)
+            .where(Visit.booking_id.in_(s.booking_ids)))).all()}
 
     def _withheld_event(self, event: dict[str, Any], withheld_recordings: set[str]) -> bool:
         action, details = str(event["action"]), str(event["details"])
@@ -163,6 +202,8 @@ class SubjectAccess:
                           "policy": rec.policy_id}
                 to_export.append(rec)
             listing.append(entry)
+        concerned = [r for r in (await self._visit_records(session, s)).values() if r.safeguarding_concerns]
+        bundle.withheld += [f"after-visit record {r.id} (safeguarding concerns)" for r in concerned]
         hidden = set(bundle.withheld)
         kept_events = [e for e in tables["audit.json"] if not self._withheld_event(e, hidden)]
         if len(kept_events) < len(tables["audit.json"]):

@@ -2,13 +2,19 @@
 
 Concerns are confidential (policies/004_*): only the safeguarding lead, managers and the person who raised
 one may read it; everyone else is told it does not exist. A concern not discussed with a manager within
-24 hours (policies/001_*) is escalated once by ``escalate_due`` (run by the background task in
-``duet serve``), with an email to the safeguarding leads and managers through the outbox.
+24 hours (policies/000_*, 001_*) is escalated once by ``escalate_due`` (run by the background task in
+``duet serve``), with an email to the safeguarding leads and managers through the outbox. The head of
+service is told too, since escalating only to the managers who let the clock run out is no escalation;
+but need-to-know (policies/004_*) still holds: their notice names the concern by number only, and the
+role does not let them read it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +34,9 @@ from server.safeguarding.models import Concern, ConcernCategory, RecordingHold
 from server.visits.rules import CONCERN_DISCUSS_WITHIN, concern_overdue
 
 READERS = frozenset({Role.SAFEGUARDING, Role.MANAGER})
+# Who can raise a concern, by actor ref kind: the table holding their name, and how the name is shown.
+ACTOR_KINDS: dict[str, tuple[type[Staff] | type[Guardian] | type[Client], str]] = {
+    "staff": (Staff, ""), "guardian": (Guardian, " (parent or carer)"), "client": (Client, " (client)")}
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,31 @@ class SafeguardingService:
                                   "client_id": client_id})
         if new.booking_id is not None:  # the session's recordings now fall under the safeguarding policy
             await self._erase_dates.refresh_booking(session, new.booking_id)
+        await self._tell_on_raising(session, concern, now)
         return concern
+
+    async def _tell_on_raising(self, session: AsyncSession, concern: Concern, now: datetime) -> None:
+        """policies/004_*: concerns are reported to the designated lead at once, and an allegation against
+        a member of staff to the head of service too. Sent through the outbox in the concern's own
+        transaction, so the email cannot be lost; heads of service are told that it exists, not what it says."""
+        active = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
+                  if not s.suspended and f"staff:{s.id}" != concern.raised_by]
+        readers = [s for s in active if s.role_set & READERS]
+        heads = [s for s in active if s.has_role(Role.HEAD_OF_SERVICE) and not s.role_set & READERS] \
+            if concern.category == ConcernCategory.ALLEGATION_AGAINST_STAFF else []
+        raised = f"{concern.raised_at.astimezone(self._settings.zone):%d %b %H:%M}"
+        kind = concern.category.replace("_", " ")
+        subject = f"New concern {concern.id}: {kind}"
+        for person in readers:
+            await self._mail(session, concern, person, now, "raised", subject, [
+                f"Concern {concern.id} ({kind}) was raised at {raised}.",
+                "Read it in Duet and discuss it with a manager within 24 hours."], "/concerns")
+        for person in heads:
+            await self._mail(session, concern, person, now, "raised", f"New concern {concern.id}", [
+                f"An allegation against a member of staff was raised at {raised} (concern {concern.id}).",
+                "The safeguarding leads and managers have the details (need-to-know)."], "/dashboard")
+        await self._audit.record(session, Actor.system(), "concern.notified", f"concern:{concern.id}",
+                                 {"recipients": [f"staff:{p.id}" for p in readers + heads]})
 
     @staticmethod
     def may_read(staff: Staff | None, actor_ref: str, concern: Concern) -> bool:
@@ -83,6 +116,23 @@ class SafeguardingService:
         if not staff.role_set & READERS:
             query = query.where(Concern.raised_by == f"staff:{staff.id}")
         return list((await session.execute(query)).scalars())
+
+    @staticmethod
+    async def actor_names(session: AsyncSession, refs: Iterable[str]) -> dict[str, str]:
+        """Names for actor refs, to show who raised a concern or discussed it ("guardian:2" ->
+        "Gail Guardian (parent or carer)"). Only for callers who may already read those concerns."""
+        wanted: dict[str, set[int]] = {}
+        for ref in refs:
+            kind, _, raw = ref.partition(":")
+            if kind in ACTOR_KINDS and raw.isdigit():
+                wanted.setdefault(kind, set()).add(int(raw))
+        names: dict[str, str] = {}
+        for kind, ids in wanted.items():
+            model, suffix = ACTOR_KINDS[kind]
+            for row in (await session.execute(select(model).where(model.id.in_(ids)))).scalars():
+                person = cast(Staff | Guardian | Client, row)  # select() of a union of models types as Base
+                names[f"{kind}:{person.id}"] = person.name + suffix
+        return names
 
     async def get(self, session: AsyncSession, staff: Staff, concern_id: int) -> Concern:
         concern = await session.get(Concern, concern_id)
@@ -112,27 +162,40 @@ class SafeguardingService:
                 query = query.with_for_update(skip_locked=True)
             due = [c for c in (await session.execute(query)).scalars()
                    if concern_overdue(c.discuss_by, c.discussed_at, c.escalated_at, now)]
-            people = [s for s in (await session.execute(select(Staff))).scalars()
-                      if s.role_set & READERS and not s.suspended]
+            active = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
+                      if not s.suspended]
+            readers = [s for s in active if s.role_set & READERS]
+            # Each person once: a head of service who is also a manager gets the readers' email.
+            heads = [s for s in active if s.has_role(Role.HEAD_OF_SERVICE) and not s.role_set & READERS]
             for concern in due:
                 concern.escalated_at = now
-                for person in people:
-                    key = f"concern-{concern.id}.overdue.staff-{person.id}"
-                    message = messages.staff_alert(
-                        self._org, messages.Recipient(person.name, person.email), key=key, now=now,
-                        subject=f"Concern {concern.id} not discussed within 24 hours",
-                        lines=[f"Concern {concern.id} ({concern.category.replace('_', ' ')}) was raised at "
-                               f"{concern.raised_at.astimezone(self._settings.zone):%d %b %H:%M} and has not been "
-                               "discussed with a manager within 24 hours.",
-                               "Open it in Duet and record the discussion now."],
-                        link=f"{self._settings.public_url}/dashboard")
-                    await enqueue(session, message, key, kind="staff_alert", now=now)
+                late = f"Concern {concern.id} not discussed within 24 hours"
+                raised = f"{concern.raised_at.astimezone(self._settings.zone):%d %b %H:%M}"
+                for person in readers:
+                    await self._mail(session, concern, person, now, "overdue", late, [
+                        f"Concern {concern.id} ({concern.category.replace('_', ' ')}) was raised at {raised} and "
+                        "has not been discussed with a manager within 24 hours.",
+                        "Open it in Duet and record the discussion now."], "/concerns")
+                for person in heads:
+                    await self._mail(session, concern, person, now, "overdue", late, [
+                        f"Concern {concern.id}, raised at {raised}, has not been discussed with a manager within "
+                        "24 hours. The safeguarding leads and managers have been told again.",
+                        "Its details stay with them (need-to-know): please make sure it is discussed today."],
+                        "/dashboard")
                 await self._audit.record(session, Actor.system(), "concern.escalated", f"concern:{concern.id}",
                                          {"sent_at": now.isoformat(),
-                                          "recipients": [f"staff:{p.id}" for p in people]})
+                                          "recipients": [f"staff:{p.id}" for p in readers + heads]})
                 count += 1
             await session.commit()
         return count
+
+    async def _mail(self, session: AsyncSession, concern: Concern, person: Staff, now: datetime, stage: str,
+                    subject: str, lines: list[str], page: str) -> None:
+        key = f"concern-{concern.id}.{stage}.staff-{person.id}"
+        message = messages.staff_alert(
+            self._org, messages.Recipient(person.name, person.email), key=key, now=now,
+            subject=subject, lines=lines, link=f"{self._settings.public_url}{page}")
+        await enqueue(session, message, key, kind="staff_alert", now=now)
 
     # ---- holds on recordings ------------------------------------------------------------------------------
     async def place_hold(self, session: AsyncSession, actor: Actor, staff: Staff, concern: Concern,

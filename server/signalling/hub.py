@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.log import Actor
@@ -159,7 +160,7 @@ class SessionHub:
             await self.depart(session, old, "joined elsewhere")
             await old.ws.close(code=4409, message=b"replaced")
         session.members[member.pid] = member
-        await self._audit(member.actor, "session.joined", session.booking_id, {"role": member.role})
+        await self._attend(session.booking_id, member, joined=True, details={"role": member.role})
         await self._changed(session, Change("joined", member))
 
     async def attach(self, session: Session, member: Member, participant: Participant) -> None:
@@ -187,7 +188,7 @@ class SessionHub:
             member.pump.cancel()
         if member.participant is not None and session.room.participants.get(member.pid) is member.participant:
             await session.room.leave(member.pid, reason=reason)
-        await self._audit(member.actor, "session.left", session.booking_id, {"reason": reason})
+        await self._attend(session.booking_id, member, joined=False, details={"reason": reason})
         await self._changed(session, Change("left", member))
 
     async def end(self, booking_id: int, reason: str, *, cancel_closer: bool = True) -> None:
@@ -216,6 +217,24 @@ class SessionHub:
                 await listener(session, change)
             except Exception:  # a feature's listener must not break the session
                 log.exception("session listener failed for booking %s", session.booking_id)
+
+    async def _attend(self, booking_id: int, member: Member, *, joined: bool, details: dict[str, Any]) -> None:
+        """A join or a leave: its audit event and the attendance record (policies/000_*), in one transaction."""
+        attendance = self.services.attendance
+        for attempt in (1, 2):
+            try:
+                async with self.sessionmaker() as db:
+                    if joined:
+                        await attendance.joined(db, booking_id, member.pid, member.role)
+                    else:
+                        await attendance.left(db, booking_id, member.pid)
+                    await self.services.audit.record(db, member.actor, "session.joined" if joined else
+                                                     "session.left", f"booking:{booking_id}", details)
+                    await db.commit()
+                return
+            except IntegrityError:  # the same person's first join from two windows at once: now it exists
+                if attempt == 2:
+                    raise
 
     async def _audit(self, actor: Actor, action: str, booking_id: int, details: dict[str, Any]) -> None:
         async with self.sessionmaker() as db:

@@ -21,6 +21,7 @@ from server.errors import DuetError
 from server.links.models import LinkPurpose
 from server.links.service import Window
 from server.media import BadSessionDescription, NegotiationOutOfOrder, RoomClosed
+from server.media.frames import voice_cue
 from server.signalling import messages as m
 from server.signalling.hub import Member, Role, Session, SessionHub
 from server.signalling.models import ChatMessage
@@ -90,10 +91,14 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     booking_id = int(request.match_info["booking_id"])
     booking = (await request[DB].execute(select(Booking).where(Booking.id == booking_id))).scalar_one()
     subject, name, role = _who(request, booking)
+    # policies/000_*: evening work after a day unavailable waits for a manager; the practitioner is told why.
+    blocked = await services.bookings.blocked_reason(request[DB], booking) if role == "host" else None
     await request[DB].close()  # a socket lives long; it must not hold a database connection
     ws = web.WebSocketResponse(max_msg_size=m.MAX_MESSAGE_BYTES, heartbeat=20)
     await ws.prepare(request)
     window = services.links.window(booking)
+    if blocked is not None:
+        return await _refuse(ws, "evening_agreement", blocked + ".", 4403)
     if booking.status != BookingStatus.CONFIRMED:
         return await _refuse(ws, "ended", "This session is no longer taking place.", 4410)
     if window != Window.OPEN:
@@ -203,6 +208,7 @@ async def _chat(hub: SessionHub, session: Session, member: Member, msg: Any) -> 
                           text=msg.text, sent_at=services.clock.now())
         db.add(row)
         await db.commit()
+    session.room.chat(member.pid, voice_cue(member.name, msg.text))  # into a running recording
     await hub.broadcast(session.booking_id, _chat_json(row))
 
 

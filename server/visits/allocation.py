@@ -18,6 +18,8 @@ Rules implemented (each exclusion says which one, for transparency to the admin)
   certificate itself has no expiry date).
 * policies/004_* "Training must be refreshed at least every three years": safeguarding training in date
   on the visit day.
+* policies/000_* staff "unavailable for work during the day": nobody marked unavailable on the visit day is
+  proposed for it (whatever the hour; evening work that day needs a manager, server/bookings/evening.py).
 * Available: no booking overlaps the visit, the previous booking's end plus travel time reaches the home
   by the start, and the visit's end plus travel time reaches the next booking by its start.
 """
@@ -76,6 +78,7 @@ class Candidate:
     dbs_checked_on: date | None
     training_on: date | None
     bookings: tuple[Booking, ...] = ()
+    unavailable_days: frozenset[date] = frozenset()  # days marked unavailable for work (policies/000_*)
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,8 @@ def propose(
             reasons.append("not opted in to home visits")
         if not c.approved:
             reasons.append("approval suspended")
+        if request.day in c.unavailable_days:
+            reasons.append(f"marked unavailable for work on {request.day}")
         if c.base is None:
             reasons.append("no base location recorded")
         reasons += credential_reasons(c, request.day, rules)

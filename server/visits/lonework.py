@@ -118,8 +118,20 @@ class LoneWorking:
         return visit
 
 
+# Who each stage goes to. The escalation stage (stored as "safeguarding") reaches the safeguarding leads and
+# the head of service together (issue 7; policies/003_*: a member of staff who cannot be contacted is
+# reported to the head, who decides whether to call the police).
+STAGE_ROLES: dict[AlertStage, frozenset[Role]] = {
+    AlertStage.MANAGER: frozenset({Role.MANAGER}),
+    AlertStage.SAFEGUARDING: frozenset({Role.SAFEGUARDING, Role.HEAD_OF_SERVICE}),
+}
+# Who may acknowledge an alert (and so stop the escalation): anyone an alert can go to.
+ACKNOWLEDGERS = frozenset(role for roles in STAGE_ROLES.values() for role in roles)
+
+
 class OverdueAlerts:
-    """Overdue check-out alerts: manager after the grace period, safeguarding lead after a further period."""
+    """Overdue check-out alerts: managers after the grace period, then the safeguarding leads and the head of
+    service after a further period."""
 
     def __init__(self, settings: Settings, clock: Clock, audit: AuditLog) -> None:
         self._settings = settings
@@ -162,9 +174,10 @@ class OverdueAlerts:
                 return 0
             booking = await session.get(Booking, visit.booking_id)
             practitioner = await session.get(Staff, booking.practitioner_id) if booking else None
-            role = Role.MANAGER if stage == AlertStage.MANAGER else Role.SAFEGUARDING
-            people = [s for s in (await session.execute(select(Staff))).scalars()
-                      if s.has_role(role) and not s.suspended]
+            roles = STAGE_ROLES[AlertStage(stage)]
+            # One row per person: someone holding several of the roles is sent the alert once.
+            people = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
+                      if s.role_set & roles and not s.suspended]
             if booking is None or practitioner is None or visit.expected_return is None:
                 return 0
             late = int((now - visit.expected_return).total_seconds() // 60)
@@ -192,7 +205,8 @@ class OverdueAlerts:
             return 1
 
     async def acknowledge(self, session: AsyncSession, actor: Actor, staff_id: int, visit: Visit) -> list[VisitAlert]:
-        """A manager or the safeguarding lead has taken the alert in hand: recorded with who and when."""
+        """A manager, the safeguarding lead or the head of service has taken the alert in hand: recorded with
+        who and when."""
         alerts = [a for a in (await session.execute(select(VisitAlert).where(VisitAlert.visit_id == visit.id)
                                                     )).scalars() if a.acknowledged_at is None]
         if not alerts:

@@ -72,9 +72,7 @@ class Visit(Base):
     conditions_confirmed_by: Mapped[str | None] = mapped_column(String(40))  # "guardian:3" / "client:4"
     conditions_evidence: Mapped[str | None] = mapped_column(String(500))
     conditions_recorded_at: Mapped[datetime | None]
-    evening: Mapped[bool] = mapped_column(Boolean, default=False)
-    evening_agreed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    evening_agreed_at: Mapped[datetime | None]
+    evening: Mapped[bool] = mapped_column(Boolean, default=False)  # the agreement is on the booking
     purpose: Mapped[str | None] = mapped_column(String(2000))
     authorised_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     authorised_at: Mapped[datetime | None]
@@ -87,6 +85,21 @@ class Visit(Base):
     outcome: Mapped[str | None] = mapped_column(String(20))
     outcome_reason: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime]
+
+
+class VisitRecord(Base):
+    """The practitioner's record after a visit (policies/002_* "after the visit"): what happened, and whether
+    there are safeguarding concerns. One per visit; a table of its own so that the administration team, who
+    read visits, do not read it (the practitioner, managers and the safeguarding lead do)."""
+
+    __tablename__ = "visit_records"
+
+    id: Mapped[intpk]
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), unique=True)
+    notes: Mapped[str] = mapped_column(Text)
+    safeguarding_concerns: Mapped[bool] = mapped_column(Boolean)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    recorded_at: Mapped[datetime]
 
 
 class WorkspaceCheck(Base):

@@ -153,14 +153,12 @@ class VisitService:
         return booking, visit
 
     # ---- authorisation ----------------------------------------------------------------------------------
-    async def agree_evening(self, session: AsyncSession, actor: Actor, manager_id: int, booking_id: int,
+    async def agree_evening(self, session: AsyncSession, actor: Actor, manager: Staff, booking_id: int,
                             reason: str) -> Visit:
-        """policies/003_*: out-of-hours visits only when a manager agrees."""
+        """policies/000_*, 003_*: out-of-hours visits only when a manager agrees (the rule of every booking,
+        server/bookings/evening.py)."""
         booking, visit = await self.get(session, booking_id)
-        if not visit.evening:
-            raise Conflict("This visit ends before the evening hour; no agreement is needed.")
-        visit.evening_agreed_by_id, visit.evening_agreed_at = manager_id, self._clock.now()
-        await self._audit.record(session, actor, "visit.evening_agreed", f"booking:{booking.id}", {"reason": reason})
+        await self._bookings.agree_evening(session, actor, manager, booking, reason)
         return visit
 
     async def authorise(self, session: AsyncSession, actor: Actor, staff_id: int, booking_id: int,
@@ -211,13 +209,8 @@ class VisitService:
         if client is not None and any(link.guardian.status != "approved" for link in client.guardians):
             reasons.append("Visit blocked: the approval of someone in the family is suspended")
         day = booking.starts_at.astimezone(self._settings.zone).date()
-        if visit.evening and visit.evening_agreed_by_id is None:
-            hour = self._settings.evening_hour
-            if booking.kind == BookingKind.HOME_VISIT:
-                reasons.append(f"Visit blocked: it runs past {hour}:00 and no manager has agreed to evening work")
-            elif await self.unavailable_on(session, booking.practitioner_id, day):
-                reasons.append(f"Visit blocked: the practitioner was unavailable during the day and it runs past "
-                               f"{hour}:00; no manager has agreed to evening work")
+        if (evening := await self._bookings.evening.block(session, booking)) is not None:
+            reasons.append(f"Visit blocked: {evening}")
         if booking.kind == BookingKind.HOME_VISIT:
             block = rules.workspace_block(await self.checklist_state(session, booking.client_id, booking.starts_at),
                                           day)
@@ -228,25 +221,29 @@ class VisitService:
     async def blocked_reason(self, session: AsyncSession, booking: Booking, visit: Visit) -> str | None:
         return "; ".join(await self.blocks(session, booking, visit)) or None
 
-    async def unavailable_on(self, session: AsyncSession, staff_id: int, day: date) -> bool:
-        row = await session.execute(select(StaffUnavailability.id).where(
-            StaffUnavailability.staff_id == staff_id, StaffUnavailability.day == day))
-        return row.first() is not None
-
     async def mark_unavailable(self, session: AsyncSession, actor: Actor, recorder_id: int, staff_id: int,
-                               day: date, reason: str) -> StaffUnavailability:
-        """Record that a practitioner was unavailable for work during ``day`` (sickness, leave...)."""
+                               day: date, reason: str) -> tuple[StaffUnavailability, list[Booking]]:
+        """Record that a practitioner was unavailable for work during ``day`` (sickness, leave...).
+
+        Returns the row and their bookings that evening which now wait for a manager's agreement
+        (policies/000_*), live sessions and visits alike; each is audited as blocked."""
         if await session.get(Staff, staff_id) is None:
             raise NotFound(f"There is no member of staff with id {staff_id}.")
-        if await self.unavailable_on(session, staff_id, day):
+        evening = self._bookings.evening
+        if await evening.unavailability(session, staff_id, day) is not None:
             raise Conflict(f"Staff {staff_id} is already marked unavailable on {day}.")
         row = StaffUnavailability(staff_id=staff_id, day=day, reason=reason, recorded_by_id=recorder_id,
                                   recorded_at=self._clock.now())
         session.add(row)
         await session.flush()
+        blocked = await evening.blocked_on(session, staff_id, day)
         await self._audit.record(session, actor, "staff.unavailable", f"staff:{staff_id}",
-                                 {"day": day.isoformat(), "reason": reason})
-        return row
+                                 {"day": day.isoformat(), "reason": reason,
+                                  "blocked_bookings": [b.id for b, _ in blocked]})
+        for booking, why in blocked:
+            await self._audit.record(session, actor, "booking.evening_blocked", f"booking:{booking.id}",
+                                     {"reason": why})
+        return row, [b for b, _ in blocked]
 
     async def record_checklist(self, session: AsyncSession, actor: Actor, staff_id: int, booking_id: int,
                                answers: dict[str, bool], note: str) -> WorkspaceCheck:
@@ -314,15 +311,22 @@ class VisitService:
         return diaries
 
     @staticmethod
-    def _as_candidate(staff: Staff, diary: list[allocation.Booking]) -> allocation.Candidate:
+    def _as_candidate(staff: Staff, diary: list[allocation.Booking],
+                      unavailable: frozenset[date] = frozenset()) -> allocation.Candidate:
         base = Location(staff.base_lat, staff.base_lon) if staff.base_lat is not None and staff.base_lon \
             is not None else None
         return allocation.Candidate(staff.id, staff.name, base, staff.home_visits_opt_in, not staff.suspended,
                                     staff.dbs_level, staff.dbs_checked_on, staff.safeguarding_training_on,
-                                    tuple(diary))
+                                    tuple(diary), unavailable)
+
+    async def _unavailable(self, session: AsyncSession, staff_ids: list[int], day: date) -> set[int]:
+        """Who of ``staff_ids`` is marked unavailable for work on ``day``, in one query."""
+        return set((await session.execute(select(StaffUnavailability.staff_id).where(
+            StaffUnavailability.staff_id.in_(staff_ids), StaffUnavailability.day == day))).scalars())
 
     async def candidate(self, session: AsyncSession, staff: Staff, day: date) -> allocation.Candidate:
-        """A member of staff with their diary for ``day`` (local), as allocation sees them."""
+        """A member of staff with their diary for ``day`` (local), as allocation sees them. Booking a visit
+        directly does not refuse a day marked unavailable: the evening rule blocks what it must."""
         return self._as_candidate(staff, (await self._diaries(session, [staff.id], day))[staff.id])
 
     async def proposals(self, session: AsyncSession, client_id: int, starts_at: datetime,
@@ -338,6 +342,10 @@ class VisitService:
                                           timedelta(minutes=duration_minutes))
         practitioners = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
                          if s.has_role(Role.PRACTITIONER)]
-        diaries = await self._diaries(session, [s.id for s in practitioners], local.date())
-        candidates = [self._as_candidate(s, diaries[s.id]) for s in practitioners]
+        ids = [s.id for s in practitioners]
+        diaries = await self._diaries(session, ids, local.date())
+        away = await self._unavailable(session, ids, local.date())
+        day = frozenset({local.date()})
+        candidates = [self._as_candidate(s, diaries[s.id], day if s.id in away else frozenset())
+                      for s in practitioners]
         return allocation.propose(request, candidates, distance=self._distance, rules=self.allocation_rules)

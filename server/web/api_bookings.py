@@ -1,4 +1,5 @@
-"""Remote session bookings: list by day, book, reschedule, resend a link, cancel. Practitioners see their own."""
+"""Remote session bookings: list by day, book, reschedule, resend a link, cancel, agree to evening work.
+Practitioners see their own."""
 
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ class CancelBody(Body):
     reason: str = Field(min_length=3, max_length=500)
 
 
+class AgreementBody(Body):
+    reason: str = Field(min_length=3, max_length=2000)
+
+
 class InviteeOut(Out):
     role: str
     subject: str
@@ -49,12 +54,16 @@ class BookingOut(Out):
     duration_minutes: int
     status: str
     invitees: list[InviteeOut]
+    evening_agreed_by_id: int | None
+    blocked_reason: str | None  # why it cannot go ahead yet (a manager's agreement to evening work)
 
     @classmethod
-    def of(cls, b: Booking) -> BookingOut:
+    async def of(cls, request: web.Request, b: Booking) -> BookingOut:
+        blocked = await request.app[SERVICES].bookings.blocked_reason(request[DB], b)
         return cls(id=b.id, kind=b.kind, practitioner_id=b.practitioner_id, client_id=b.client_id,
                    starts_at=b.starts_at, ends_at=b.ends_at, duration_minutes=b.duration_minutes, status=b.status,
-                   invitees=[InviteeOut(role=i.role, subject=i.subject) for i in b.invitees])
+                   invitees=[InviteeOut(role=i.role, subject=i.subject) for i in b.invitees],
+                   evening_agreed_by_id=b.evening_agreed_by_id, blocked_reason=blocked)
 
 
 def _may_see(ctx: StaffContext, booking: Booking) -> bool:
@@ -73,12 +82,13 @@ async def list_bookings(request: web.Request) -> web.Response:
     ctx: StaffContext = request[STAFF]
     own = None if ctx.staff.role_set & OFFICE else ctx.staff.id
     bookings = await services.bookings.between(request[DB], start, start + timedelta(days=1), own)
-    return ok([BookingOut.of(b) for b in bookings])
+    return ok([await BookingOut.of(request, b) for b in bookings])
 
 
 @routes.post("/api/v1/bookings")
 @staff(Role.ADMIN)
-@documented("Book a live video or audio session", body=BookingBody, response=BookingOut)
+@documented("Book a live video or audio session. One running into the evening of a day its practitioner was "
+            "unavailable is kept requested, uninvited, until a manager agrees", body=BookingBody, response=BookingOut)
 async def create_booking(request: web.Request) -> web.Response:
     body = await read_body(request, BookingBody)
     services = request.app[SERVICES]
@@ -87,7 +97,7 @@ async def create_booking(request: web.Request) -> web.Response:
                      guardian_ids=tuple(body.guardian_ids), invite_client=body.invite_client)
     booking = await services.bookings.create(request[DB], request[STAFF].actor, new)
     await request[DB].commit()
-    return ok(BookingOut.of(booking), status=201)
+    return ok(await BookingOut.of(request, booking), status=201)
 
 
 @routes.get("/api/v1/bookings/{booking_id}")
@@ -97,7 +107,7 @@ async def get_booking(request: web.Request) -> web.Response:
     booking = await request.app[SERVICES].bookings.get(request[DB], path_id(request, "booking_id"))
     if not _may_see(request[STAFF], booking):
         raise NotFound(f"There is no booking with id {booking.id}.")
-    return ok(BookingOut.of(booking))
+    return ok(await BookingOut.of(request, booking))
 
 
 @routes.post("/api/v1/bookings/{booking_id}/cancel")
@@ -111,7 +121,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
     await services.bookings.cancel(request[DB], actor, booking, body.reason)
     await services.links.revoke_for_booking(request[DB], actor, booking.id, "booking cancelled")
     await request[DB].commit()
-    return ok(BookingOut.of(booking))
+    return ok(await BookingOut.of(request, booking))
 
 
 class RescheduleBody(Body):
@@ -134,7 +144,7 @@ async def reschedule_booking(request: web.Request) -> web.Response:
     await services.bookings.reschedule(request[DB], request[STAFF].actor, booking, body.starts_at,
                                        body.duration_minutes)
     await request[DB].commit()
-    return ok(BookingOut.of(booking))
+    return ok(await BookingOut.of(request, booking))
 
 
 @routes.post("/api/v1/bookings/{booking_id}/resend")
@@ -147,4 +157,18 @@ async def resend_link(request: web.Request) -> web.Response:
     booking = await services.bookings.get(request[DB], path_id(request, "booking_id"))
     await services.bookings.resend(request[DB], request[STAFF].actor, booking, body.subject)
     await request[DB].commit()
-    return ok(BookingOut.of(booking))
+    return ok(await BookingOut.of(request, booking))
+
+
+@routes.post("/api/v1/bookings/{booking_id}/evening-agreement")
+@staff(Role.MANAGER)
+@documented("A manager agrees to evening work on a booking (policies/000_*: after a day unavailable); a live "
+            "session held for it is confirmed and its invitations sent", body=AgreementBody, response=BookingOut)
+async def evening_agreement(request: web.Request) -> web.Response:
+    body = await read_body(request, AgreementBody)
+    services = request.app[SERVICES]
+    booking = await services.bookings.get(request[DB], path_id(request, "booking_id"))
+    ctx: StaffContext = request[STAFF]
+    await services.bookings.agree_evening(request[DB], ctx.actor, ctx.staff, booking, body.reason)
+    await request[DB].commit()
+    return ok(await BookingOut.of(request, booking))

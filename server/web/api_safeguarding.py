@@ -3,7 +3,7 @@ clients and families, approved studios (policies/000_*)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from pydantic import Field
@@ -70,14 +70,35 @@ class ConcernOut(Out):
     category: str
     details: str
     raised_by: str
+    raised_by_name: str  # "Gail Guardian (parent or carer)"; the ref itself when it names nobody we know
     booking_id: int | None
     client_id: int | None
     raised_at: datetime
     discuss_by: datetime
+    # Until discuss_by by the server's clock, negative once overdue: pages count down from this, never from
+    # the device's clock, which may be wrong.
+    discuss_in_ms: int
     discussed_at: datetime | None
     discussed_with_id: int | None
+    discussed_with_name: str | None
     discussion_note: str | None
     escalated_at: datetime | None
+
+
+async def _concerns_out(request: web.Request, concerns: list[Concern]) -> list[ConcernOut]:
+    """The concerns as the API shows them, with names and the time left by the server's clock."""
+    services = request.app[SERVICES]
+    refs = {c.raised_by for c in concerns} | {f"staff:{c.discussed_with_id}" for c in concerns
+                                               if c.discussed_with_id is not None}
+    names = await services.safeguarding.actor_names(request[DB], refs)
+    now = services.clock.now()
+    return [ConcernOut(
+        id=c.id, category=c.category, details=c.details, raised_by=c.raised_by,
+        raised_by_name=names.get(c.raised_by, c.raised_by), booking_id=c.booking_id, client_id=c.client_id,
+        raised_at=c.raised_at, discuss_by=c.discuss_by, discuss_in_ms=(c.discuss_by - now) // timedelta(milliseconds=1),
+        discussed_at=c.discussed_at, discussed_with_id=c.discussed_with_id,
+        discussed_with_name=names.get(f"staff:{c.discussed_with_id}") if c.discussed_with_id is not None else None,
+        discussion_note=c.discussion_note, escalated_at=c.escalated_at) for c in concerns]
 
 
 class ReceiptOut(Out):
@@ -104,6 +125,13 @@ class StatusOut(Out):
     live_bookings: list[int]
 
 
+@routes.get("/concerns")
+@staff()
+async def concerns_page(request: web.Request) -> web.Response:
+    """Staff page: the concerns the viewer may read (the API decides which), each with its 24-hour clock."""
+    return render("concerns.html", organisation=request.app[SERVICES].settings.organisation)
+
+
 @routes.post("/api/v1/concerns")
 @staff()
 @documented("Raise a safeguarding concern; a manager must discuss it within 24 hours", body=ConcernBody,
@@ -113,7 +141,7 @@ async def raise_concern(request: web.Request) -> web.Response:
     concern = await request.app[SERVICES].safeguarding.raise_concern(
         request[DB], request[STAFF].actor, NewConcern(body.category, body.details, body.booking_id, body.client_id))
     await request[DB].commit()
-    return ok(ConcernOut.model_validate(concern), status=201)
+    return ok((await _concerns_out(request, [concern]))[0], status=201)
 
 
 @routes.get("/api/v1/concerns")
@@ -122,7 +150,7 @@ async def raise_concern(request: web.Request) -> web.Response:
             response=ConcernOut, many=True)
 async def list_concerns(request: web.Request) -> web.Response:
     rows = await request.app[SERVICES].safeguarding.visible(request[DB], request[STAFF].staff)
-    return ok([ConcernOut.model_validate(c) for c in rows])
+    return ok(await _concerns_out(request, rows))
 
 
 @routes.get("/api/v1/concerns/{concern_id}")
@@ -131,7 +159,7 @@ async def list_concerns(request: web.Request) -> web.Response:
 async def get_concern(request: web.Request) -> web.Response:
     concern = await request.app[SERVICES].safeguarding.get(request[DB], request[STAFF].staff,
                                                           path_id(request, "concern_id"))
-    return ok(ConcernOut.model_validate(concern))
+    return ok((await _concerns_out(request, [concern]))[0])
 
 
 @routes.post("/api/v1/concerns/{concern_id}/discussed")
@@ -145,7 +173,7 @@ async def discussed(request: web.Request) -> web.Response:
     concern = await services.safeguarding.get(request[DB], ctx.staff, path_id(request, "concern_id"))
     await services.safeguarding.discussed(request[DB], ctx.actor, ctx.staff, concern, body.note)
     await request[DB].commit()
-    return ok(ConcernOut.model_validate(concern))
+    return ok((await _concerns_out(request, [concern]))[0])
 
 
 @routes.post("/api/v1/concerns/{concern_id}/holds")

@@ -6,13 +6,14 @@ from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 
 from server.accounts.logins import StaffContext
 from server.accounts.models import Role
 from server.bookings.models import Booking
 from server.errors import InvalidInput, NotFound
 from server.visits import rules
+from server.visits.lonework import ACKNOWLEDGERS
 from server.visits.models import Visit, VisitAlert
 from server.visits.services import NewVisit
 from server.web.access import staff
@@ -20,7 +21,10 @@ from server.web.api import Body, Out, documented, ok, path_id, query_date, read_
 from server.web.keys import DB, SERVICES, STAFF
 from server.web.pages_render import render
 from server.web.visit_schemas import (
+    AfterVisitBody,
+    AfterVisitOut,
     AlertOut,
+    AttendeeOut,
     ChecklistBody,
     CheckOut,
     ExclusionOut,
@@ -48,7 +52,7 @@ async def _out(request: web.Request, booking: Booking, visit: Visit) -> VisitOut
         location_kind=visit.location_kind, address=visit.address, studio_id=visit.studio_id,
         responsible_adult=visit.responsible_adult, home_reason=visit.home_reason,
         conditions_confirmed_by=visit.conditions_confirmed_by, evening=visit.evening,
-        evening_agreed_by_id=visit.evening_agreed_by_id, purpose=visit.purpose,
+        evening_agreed_by_id=booking.evening_agreed_by_id, purpose=visit.purpose,
         authorised_by_id=visit.authorised_by_id, expected_arrival=visit.expected_arrival,
         expected_return=visit.expected_return, checked_in_at=visit.checked_in_at,
         checked_out_at=visit.checked_out_at, outcome=visit.outcome, outcome_reason=visit.outcome_reason,
@@ -108,7 +112,8 @@ async def my_visits(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/visits/timetable")
 @staff()
-@documented("A practitioner's or a client's timetable of every provision type, with visit attendance",
+@documented("A practitioner's or a client's timetable of every provision type, with attendance: visits' "
+            "check-in and outcome, live sessions' who joined and when",
             response=TimetableEntry, many=True,
             query=(("practitioner_id", "whose timetable (practitioners: only their own)"),
                    ("client_id", "or a client's (office staff)"), ("from", "first day, default today"),
@@ -129,15 +134,30 @@ async def timetable(request: web.Request) -> web.Response:
     if not office and person != {"practitioner_id": ctx.staff.id}:
         raise NotFound("You can see your own timetable only.")
     start = datetime.combine(first, time(0), zone)
-    query = select(Booking, Visit).outerjoin(Visit, Visit.booking_id == Booking.id).where(
-        Booking.starts_at >= start, Booking.starts_at < start + timedelta(days=days)).order_by(Booking.starts_at)
-    query = query.where(Booking.practitioner_id == person["practitioner_id"]) if "practitioner_id" in person \
-        else query.where(Booking.client_id == person["client_id"])
+    whose = Booking.practitioner_id == person["practitioner_id"] if "practitioner_id" in person \
+        else Booking.client_id == person["client_id"]
+    return ok(await timetable_entries(request, and_(
+        Booking.starts_at >= start, Booking.starts_at < start + timedelta(days=days), whose)))
+
+
+async def timetable_entries(request: web.Request, where: ColumnElement[bool]) -> list[TimetableEntry]:
+    """The timetable entries of the bookings matching ``where``, in time order, with their attendance and
+    blended plan. Blended plans (server/web/api_plans.py) list their bookings through this too, so that a
+    plan shows the same attendance as the timetable."""
+    query = select(Booking, Visit).outerjoin(Visit, Visit.booking_id == Booking.id).where(where).order_by(
+        Booking.starts_at, Booking.id)
     rows = (await request[DB].execute(query)).all()
-    return ok([TimetableEntry(
+    plans = await request.app[SERVICES].plans.plans_of(request[DB], [b.id for b, _ in rows])
+    attendance = request.app[SERVICES].attendance  # live sessions: who joined (server/bookings/attendance.py)
+    joined = await attendance.of(request[DB], [b.id for b, v in rows if v is None])
+    return [TimetableEntry(
         booking_id=b.id, kind=b.kind, status=b.status, practitioner_id=b.practitioner_id, client_id=b.client_id,
         starts_at=b.starts_at, ends_at=b.ends_at, location_kind=v.location_kind if v else None,
-        attendance=(v.outcome or ("checked in" if v.checked_in_at else None)) if v else None) for b, v in rows])
+        attendance=(v.outcome or ("checked in" if v.checked_in_at else None)) if v
+        else attendance.summary(b, joined.get(b.id, [])),
+        attendees=None if v else [AttendeeOut.model_validate(a) for a in joined.get(b.id, [])],
+        plan_id=plans[b.id][0] if b.id in plans else None,
+        plan_title=plans[b.id][1] if b.id in plans else None) for b, v in rows]
 
 
 @routes.post("/api/v1/visits")
@@ -189,7 +209,7 @@ async def evening_agreement(request: web.Request) -> web.Response:
     body = await read_body(request, ReasonBody)
     ctx: StaffContext = request[STAFF]
     booking_id = path_id(request, "booking_id")
-    await request.app[SERVICES].visits.agree_evening(request[DB], ctx.actor, ctx.staff.id, booking_id, body.reason)
+    await request.app[SERVICES].visits.agree_evening(request[DB], ctx.actor, ctx.staff, booking_id, body.reason)
     await request[DB].commit()
     booking, visit = await request.app[SERVICES].visits.get(request[DB], booking_id)
     return ok(await _out(request, booking, visit))
@@ -204,19 +224,21 @@ class UnavailableOut(Out):
     staff_id: int
     day: date
     reason: str
+    blocked_booking_ids: list[int]  # their bookings that evening now waiting for a manager's agreement
 
 
 @routes.post("/api/v1/staff/{staff_id}/unavailable")
 @staff(Role.ADMIN, Role.MANAGER)
-@documented("Mark a practitioner unavailable during a day: evening visits that day need a manager",
+@documented("Mark a practitioner unavailable during a day: evening sessions and visits that day need a manager",
             body=UnavailableBody, response=UnavailableOut)
 async def mark_unavailable(request: web.Request) -> web.Response:
     body = await read_body(request, UnavailableBody)
     ctx: StaffContext = request[STAFF]
-    row = await request.app[SERVICES].visits.mark_unavailable(request[DB], ctx.actor, ctx.staff.id,
-                                                              path_id(request, "staff_id"), body.day, body.reason)
+    row, blocked = await request.app[SERVICES].visits.mark_unavailable(
+        request[DB], ctx.actor, ctx.staff.id, path_id(request, "staff_id"), body.day, body.reason)
     await request[DB].commit()
-    return ok(UnavailableOut.model_validate(row), status=201)
+    return ok(UnavailableOut(staff_id=row.staff_id, day=row.day, reason=row.reason,
+                             blocked_booking_ids=[b.id for b in blocked]), status=201)
 
 
 @routes.post("/api/v1/visits/{booking_id}/checklist")
@@ -307,7 +329,7 @@ _lone_action("safety-cancel", "Cancel or leave a visit over safety, with the rea
 
 
 @routes.post("/api/v1/visits/{booking_id}/acknowledge")
-@staff(Role.MANAGER, Role.SAFEGUARDING)
+@staff(*ACKNOWLEDGERS)  # managers, safeguarding leads and the head of service: whoever the alerts reach
 @documented("Acknowledge the overdue check-out alerts of a visit (stops escalation)", response=VisitOut)
 async def acknowledge(request: web.Request) -> web.Response:
     ctx: StaffContext = request[STAFF]
@@ -316,3 +338,27 @@ async def acknowledge(request: web.Request) -> web.Response:
     await services.overdue.acknowledge(request[DB], ctx.actor, ctx.staff.id, visit)
     await request[DB].commit()
     return ok(await _out(request, booking, visit))
+
+
+@routes.post("/api/v1/visits/{booking_id}/record")
+@staff(Role.PRACTITIONER)
+@documented("After checking out: the practitioner's record of the visit and whether there are safeguarding "
+            "concerns (policies/002_*); once per visit", body=AfterVisitBody, response=AfterVisitOut)
+async def after_visit_record(request: web.Request) -> web.Response:
+    body = await read_body(request, AfterVisitBody)
+    ctx: StaffContext = request[STAFF]
+    made = await request.app[SERVICES].visit_records.record(request[DB], ctx.actor, ctx.staff,
+                                                            path_id(request, "booking_id"), body.notes,
+                                                            body.safeguarding_concerns)
+    await request[DB].commit()
+    return ok(AfterVisitOut.of(made), status=201)
+
+
+@routes.get("/api/v1/visits/{booking_id}/record")
+@staff(Role.PRACTITIONER, Role.MANAGER, Role.SAFEGUARDING)
+@documented("The after-visit record: for its practitioner, managers and the safeguarding lead only",
+            response=AfterVisitOut)
+async def get_after_visit_record(request: web.Request) -> web.Response:
+    ctx: StaffContext = request[STAFF]
+    made = await request.app[SERVICES].visit_records.get(request[DB], ctx.staff, path_id(request, "booking_id"))
+    return ok(AfterVisitOut.of(made))

@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, Field
 
 from server.bookings.models import BookingKind
 from server.visits.models import LocationKind
+from server.visits.records import AfterVisit
 from server.web.api import Body, Out
 
 
@@ -122,6 +123,16 @@ class CheckOut(Out):
     confirmed_at: datetime | None
 
 
+class AttendeeOut(Out):
+    """Someone who joined a live session: first join, and last leave (None: still there)."""
+
+    subject: str
+    name: str
+    role: str
+    first_joined_at: datetime
+    last_left_at: datetime | None
+
+
 class TimetableEntry(Out):
     booking_id: int
     kind: str
@@ -131,4 +142,31 @@ class TimetableEntry(Out):
     starts_at: datetime
     ends_at: datetime
     location_kind: str | None
-    attendance: str | None  # visits: held, no_show, cancelled_safety, or "checked in"
+    # visits: held, no_show, cancelled_safety, or "checked in"; live sessions: "attended" (the family joined),
+    # "did not attend" (joining closed with nobody from the family), or None (not yet, or not to take place)
+    attendance: str | None
+    attendees: list[AttendeeOut] | None = None  # live sessions: everyone who joined; None for visits
+    plan_id: int | None = None  # the blended plan the booking belongs to (server/plans)
+    plan_title: str | None = None
+
+
+class AfterVisitBody(Body):
+    notes: str = Field(min_length=10, max_length=20000)
+    safeguarding_concerns: bool
+
+
+class AfterVisitOut(Out):
+    booking_id: int
+    notes: str
+    safeguarding_concerns: bool
+    recorded_by_id: int
+    recorded_at: datetime
+    concern_ids: list[int]  # concerns you raised about this visit
+    next_step: str | None  # with concerns: raise one (and how), or which one is raised
+
+    @classmethod
+    def of(cls, made: AfterVisit) -> AfterVisitOut:
+        r = made.record
+        return cls(booking_id=made.booking_id, notes=r.notes, safeguarding_concerns=r.safeguarding_concerns,
+                   recorded_by_id=r.recorded_by_id, recorded_at=r.recorded_at, concern_ids=made.concern_ids,
+                   next_step=made.next_step)

@@ -69,6 +69,14 @@ def test_user_create_reads_the_password_from_stdin(env: dict[str, str]) -> None:
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
 
 
+def test_user_create_gives_the_head_of_service_role(env: dict[str, str]) -> None:
+    assert "head_of_service" in duet("user", "create", "--help", env=env).stdout
+    made = duet("user", "create", "--role", "head_of_service", "--role", "manager", "--email",
+                "head@music.example.org", env=env, stdin="a long enough password\n")
+    assert made.returncode == 0, made.stderr
+    assert "with role(s) head_of_service manager" in made.stdout
+
+
 def test_audit_verify_names_a_changed_event(env: dict[str, str], backend: str) -> None:
     duet("demo", env=env)
     url = env["DUET_DATABASE_URL"]

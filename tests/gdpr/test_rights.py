@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.accounts.models import Staff
 from server.audit.log import Actor
 from server.audit.models import AuditEvent
-from server.bookings.models import BookingKind
+from server.bookings.models import BookingKind, SessionAttendance
 from server.bookings.services import NewBooking
 from server.checks.models import CheckRun
 from server.clock import FakeClock
@@ -25,6 +25,7 @@ from server.errors import Conflict, InvalidInput, NotFound
 from server.gdpr import ClientErasure, SubjectAccess
 from server.links.models import AccessLink
 from server.people.models import Client, Guardian
+from server.plans.models import BlendedPlan, PlanBooking, PlanResource
 from server.recording.keywrap import X25519KeyFiles
 from server.recording.models import Recording
 from server.recording.review import ReviewService
@@ -34,6 +35,7 @@ from server.retention.job import RetentionJob
 from server.retention.loader import load_policies
 from server.safeguarding.models import Concern, RecordingHold
 from server.services import Services
+from server.visits.models import Visit, VisitRecord
 from tests.support.org import SETUP, Org
 
 POLICIES = Path(__file__).resolve().parents[2] / "storage_policies"
@@ -107,6 +109,33 @@ async def hold(sm: async_sessionmaker[AsyncSession], org: Org, booking_id: int, 
         await s.commit()
 
 
+async def plan_for_kit(sm: async_sessionmaker[AsyncSession], org: Org, clock: FakeClock) -> int:
+    """A blended plan with goals about Kit, the lesson in it, and a resource note."""
+    async with sm() as s:
+        plan = BlendedPlan(client_id=org.child_id, lead_practitioner_id=org.tutor_id, title="Kit's grade 1 term",
+                           goals="Build confidence after a hard year at school", starts_on=clock.now().date(),
+                           ends_on=clock.now().date() + timedelta(days=90), created_at=clock.now())
+        s.add(plan)
+        await s.flush()
+        s.add(PlanBooking(plan_id=plan.id, booking_id=org.booking_id, added_at=clock.now()))
+        s.add(PlanResource(plan_id=plan.id, title="Practice notes", note="Kit prefers short pieces",
+                           added_at=clock.now()))
+        await s.commit()
+        return plan.id
+
+
+async def visit_with_record(sm: async_sessionmaker[AsyncSession], org: Org, booking_id: int, clock: FakeClock,
+                            notes: str, concerns: bool) -> None:
+    """A stand-in visit row on ``booking_id`` with the practitioner's after-visit record."""
+    async with sm() as s:
+        visit = Visit(booking_id=booking_id, location_kind="home", address="1 Mill Lane", created_at=clock.now())
+        s.add(visit)
+        await s.flush()
+        s.add(VisitRecord(visit_id=visit.id, notes=notes, safeguarding_concerns=concerns,
+                          recorded_by_id=org.tutor_id, recorded_at=clock.now()))
+        await s.commit()
+
+
 async def audit_actions(sm: async_sessionmaker[AsyncSession], target: str) -> list[str]:
     async with sm() as s:
         return list((await s.scalars(select(AuditEvent.action).where(AuditEvent.target == target)
@@ -117,6 +146,13 @@ async def test_the_access_bundle_holds_their_data_and_recordings_and_withholds_w
         services: Services, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession],
         store: FolderStore, keys: X25519KeyFiles, access: SubjectAccess, job: RetentionJob, tmp_path: Path) -> None:
     other = await second_booking(services, sessionmaker, org, clock)
+    await plan_for_kit(sessionmaker, org, clock)
+    await visit_with_record(sessionmaker, org, org.booking_id, clock, "Lesson went well; scales improving.", False)
+    await visit_with_record(sessionmaker, org, other, clock, "Bruise on the arm, explained as a fall.", True)
+    async with sessionmaker() as s:
+        s.add(SessionAttendance(booking_id=org.booking_id, subject=f"guardian:{org.guardian_id}",
+                                role="participant", first_joined_at=clock.now(), last_joined_at=clock.now()))
+        await s.commit()
     async with sessionmaker() as s:
         await services.consent.give(s, SETUP, f"guardian:{org.guardian_id}", f"client:{org.child_id}",
                                     Grant(record=True, safeguarding=True, feedback=False), clock.now().date())
@@ -133,6 +169,8 @@ async def test_the_access_bundle_holds_their_data_and_recordings_and_withholds_w
     async with sessionmaker() as s:
         bundle = await access.export(s, DPO, org.child_id, out)
     assert bundle.recordings == 1 and bundle.withheld[0] == f"recording:{held}"
+    assert [w for w in bundle.withheld if w.startswith("after-visit")] == [
+        "after-visit record 2 (safeguarding concerns)"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o600  # as sensitive as the recordings
     with zipfile.ZipFile(out) as zf:
         assert zf.read(f"recordings/{lesson}.webm") == b"webm lesson " * 500  # decrypted, byte for byte
@@ -140,9 +178,17 @@ async def test_the_access_bundle_holds_their_data_and_recordings_and_withholds_w
         person = json.loads(zf.read("person.json"))
         assert person["client"]["first_name"] == "Kit"
         assert person["guardians"][0]["email"] == "gail@family.example.org"
-        assert {b["id"] for b in json.loads(zf.read("bookings.json"))} == {org.booking_id, other}
+        bookings = {b["id"]: b for b in json.loads(zf.read("bookings.json"))}
+        assert set(bookings) == {org.booking_id, other}
+        assert bookings[org.booking_id]["visit"]["after_visit_record"]["notes"] == "Lesson went well; scales improving."
+        assert bookings[other]["visit"]["after_visit_record"] == "withheld for the safeguarding lead's review"
+        assert "Bruise" not in zf.read("bookings.json").decode()
+        assert [a["subject"] for a in json.loads(zf.read("attendance.json"))] == [f"guardian:{org.guardian_id}"]
         consents = json.loads(zf.read("consents.json"))
         assert consents[0]["scope_record"] is True and consents[0]["given_by"] == f"guardian:{org.guardian_id}"
+        [plan] = json.loads(zf.read("plans.json"))
+        assert (plan["goals"], plan["bookings"]) == ("Build confidence after a hard year at school", [org.booking_id])
+        assert [r["note"] for r in plan["resources"]] == ["Kit prefers short pieces"]
         listing = {r["id"]: r["state"] for r in json.loads(zf.read("recordings.json"))}
         assert listing[str(gone)].startswith("erased on 2026-11-23 under the")
         assert listing[str(held)] == "withheld for the safeguarding lead's review"
@@ -202,6 +248,8 @@ async def test_erasure_of_a_tuition_only_client_erases_recordings_and_their_deta
         store: FolderStore, keys: X25519KeyFiles, erasure: ClientErasure) -> None:
     clock.advance(timedelta(hours=1))
     lesson = await sealed_recording(sessionmaker, store, keys, org.booking_id, clock, b"lesson")
+    plan_id = await plan_for_kit(sessionmaker, org, clock)
+    await visit_with_record(sessionmaker, org, org.booking_id, clock, "Kit's mum mentioned the new school.", False)
     async with sessionmaker() as s:
         s.add(CheckRun(booking_id=org.booking_id, subject=f"guardian:{org.guardian_id}", source="127.0.0.1",
                        created_at=clock.now(), measurements="{}", verdict="video ready", reasons="[]",
@@ -228,6 +276,10 @@ async def test_erasure_of_a_tuition_only_client_erases_recordings_and_their_deta
                                                                              "erased", 1)
         assert guardian.email == f"erased-{org.guardian_id}@invalid" and guardian.phone == ""
         assert await s.scalar(select(func.count()).select_from(CheckRun)) == 0
+        plan = await s.get_one(BlendedPlan, plan_id)
+        assert (plan.title, plan.goals) == (f"Erased plan {plan_id}", "")
+        assert await s.scalar(select(func.count()).select_from(PlanResource)) == 0
+        assert (await s.scalars(select(VisitRecord.notes))).all() == ["Erased on request."]
         live_links = await s.scalar(select(func.count()).select_from(AccessLink).where(
             AccessLink.booking_id == org.booking_id, AccessLink.revoked_at.is_(None)))
         assert live_links == 0

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.policy import default
 
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.accounts.models import Role
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.mail.models import OutboxMessage
@@ -16,7 +20,7 @@ from server.safeguarding.models import Concern, ConcernCategory
 from server.safeguarding.services import SafeguardingService
 from server.safeguarding.watch import watch_once
 from server.services import Services
-from tests.support.org import Org, issue_link
+from tests.support.org import Org, add_staff, issue_link
 from tests.support.visits import People
 
 CONCERN = {"category": "neglect", "details": "Child arrived hungry and cold for the third week running."}
@@ -81,14 +85,72 @@ async def test_a_concern_not_discussed_within_24_hours_is_escalated_once(
     restarted = SafeguardingService(services.settings, clock, services.audit, services.erase_dates)
     assert await restarted.escalate_due(sessionmaker) == 0
     async with sessionmaker() as s:
-        mails = (await s.execute(select(OutboxMessage.recipient).where(OutboxMessage.kind == "staff_alert"))
-                 ).scalars().all()
+        mails = (await s.execute(select(OutboxMessage.recipient).where(
+            OutboxMessage.kind == "staff_alert", OutboxMessage.message_key.contains(".overdue.")))).scalars().all()
         escalated = (await s.execute(select(AuditEvent).where(AuditEvent.action == "concern.escalated"))
                      ).scalar_one()
     assert sorted(mails) == ["manager@school.example.org", "safeguarding@school.example.org"]
     assert escalated.target == f"concern:{late['id']}"
     _, seen = await people.get("safeguarding", f"/api/v1/concerns/{late['id']}")
     assert seen["escalated_at"] is not None and seen["discussed_at"] is None
+
+
+async def test_the_head_of_service_is_told_of_an_escalated_concern_without_its_details(
+        people: People, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    head = await add_staff(services, sessionmaker, "head", frozenset({Role.HEAD_OF_SERVICE}))
+    both = await add_staff(services, sessionmaker, "deputy", frozenset({Role.MANAGER, Role.HEAD_OF_SERVICE}))
+    _, concern = await people.post("tutor", "/api/v1/concerns", CONCERN)
+    clock.advance(timedelta(hours=24))
+    assert (await watch_once(services, sessionmaker)).concerns_escalated == 1
+    async with sessionmaker() as s:
+        mails = {m.recipient: message_from_bytes(m.body, policy=default) for m in (await s.execute(
+            select(OutboxMessage).where(OutboxMessage.kind == "staff_alert",
+                                        OutboxMessage.message_key.contains(".overdue.")))).scalars()}
+        escalated = (await s.execute(select(AuditEvent).where(AuditEvent.action == "concern.escalated"))
+                     ).scalar_one()
+    # Each person once: the deputy, a manager too, gets the managers' email with the category.
+    assert sorted(mails) == ["deputy@school.example.org", "head@school.example.org", "manager@school.example.org",
+                             "safeguarding@school.example.org"]
+    assert set(json.loads(escalated.details)["recipients"]) == {
+        f"staff:{i}" for i in (org.manager_id, org.safeguarding_id, head, both)}
+
+    def text(recipient: str) -> str:
+        plain = mails[recipient].get_body(("plain",))
+        assert plain is not None
+        return " ".join(plain.get_content().split())
+
+    assert f"Concern {concern['id']} (neglect)" in text("deputy@school.example.org")
+    assert f"Concern {concern['id']}, raised at" in text("head@school.example.org")
+    assert "neglect" not in text("head@school.example.org").lower()  # need-to-know (policies/004_*)
+    assert CONCERN["details"] not in text("head@school.example.org")
+    status, _ = await people.get("head", f"/api/v1/concerns/{concern['id']}")
+    assert status == 404  # the role does not open concerns
+
+
+async def test_a_new_concern_reaches_the_leads_at_once_and_an_allegation_against_staff_the_head_too(
+        people: People, org: Org, services: Services, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    head = await add_staff(services, sessionmaker, "head", frozenset({Role.HEAD_OF_SERVICE}))
+
+    async def told(concern_id: int) -> dict[str, str]:
+        async with sessionmaker() as s:
+            rows = (await s.execute(select(OutboxMessage).where(
+                OutboxMessage.message_key.startswith(f"concern-{concern_id}.raised.")))).scalars().all()
+        return {m.recipient: " ".join(str(message_from_bytes(m.body, policy=default)  # type: ignore[union-attr]
+                                          .get_body(("plain",)).get_content()).split()) for m in rows}
+
+    _, neglect = await people.post("tutor", "/api/v1/concerns", CONCERN)
+    assert sorted(await told(neglect["id"])) == ["manager@school.example.org", "safeguarding@school.example.org"]
+    _, allegation = await people.post("tutor", "/api/v1/concerns", CONCERN | {"category": "allegation_against_staff"})
+    mails = await told(allegation["id"])
+    assert sorted(mails) == ["head@school.example.org", "manager@school.example.org",
+                             "safeguarding@school.example.org"]
+    assert "allegation against a member of staff" in mails["head@school.example.org"]
+    assert CONCERN["details"] not in mails["head@school.example.org"]  # need-to-know (policies/004_*)
+    async with sessionmaker() as s:
+        notified = (await s.execute(select(AuditEvent).where(
+            AuditEvent.action == "concern.notified", AuditEvent.target == f"concern:{allegation['id']}"))).scalar_one()
+    assert f"staff:{head}" in json.loads(notified.details)["recipients"]
 
 
 async def test_a_concern_places_and_lifts_a_hold_on_recordings(

@@ -91,3 +91,14 @@ async def sign_in(client: TestClient, email: str, password: str = PASSWORD, totp
                                      headers={"X-CSRF-Token": me["csrf_token"]})
         assert response.status == 200, await response.text()
     return str(me["csrf_token"])
+
+
+async def add_staff(services: Services, sessionmaker: async_sessionmaker[AsyncSession], key: str,
+                    roles: frozenset[Role]) -> int:
+    """One more member of staff (signing in as ``org.email(key)`` with PASSWORD), for the roles not in every
+    org, such as the head of service; returns their id."""
+    async with sessionmaker() as s:
+        staff = await services.staff.create(s, SETUP, NewStaff(
+            name=f"{key.title()} Person", email=f"{key}@school.example.org", roles=roles, password=PASSWORD))
+        await s.commit()
+        return staff.id

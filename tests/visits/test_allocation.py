@@ -101,6 +101,17 @@ def test_each_rule_excludes_with_its_reason(changes: dict[str, Any], reason: str
     assert only_reasons(staff(**changes)) == (reason,)
 
 
+def test_staff_marked_unavailable_on_the_visit_day_are_not_proposed_whatever_the_hour() -> None:
+    # policies/000_*: unavailable for work during the day; a morning visit is as much out as an evening one.
+    away = staff(unavailable_days=frozenset({DAY}))
+    assert only_reasons(away, visit(h=9)) == ("marked unavailable for work on 2026-06-10",)
+    assert only_reasons(away, visit(h=17)) == ("marked unavailable for work on 2026-06-10",)
+    next_day = VisitRequest(HOME, at(14) + timedelta(days=1), timedelta(minutes=45))
+    assert propose(next_day, [away]).proposals  # only that day
+    result = propose(visit(), [away, staff(2, base=north(20))])
+    assert [p.staff_id for p in result.proposals] == [2]  # the nearer one is away: the next nearest instead
+
+
 def test_enhanced_with_barred_list_check_counts_as_enhanced() -> None:
     assert propose(visit(), [staff(dbs_level="enhanced_barred")]).proposals
 

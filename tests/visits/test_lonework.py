@@ -4,6 +4,7 @@ checklist that blocks the next visit (policies/001_*)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -11,7 +12,7 @@ from email.policy import default
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.accounts.models import Staff
+from server.accounts.models import ApprovalStatus, Role, Staff
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.config import Settings
@@ -19,7 +20,8 @@ from server.mail.models import OutboxMessage
 from server.safeguarding.watch import watch_once
 from server.services import Services
 from server.visits.lonework import OverdueAlerts
-from tests.support.org import Org
+from server.visits.models import AlertStage, VisitAlert
+from tests.support.org import Org, add_staff
 from tests.support.visits import People, adult_home_visit, home_visit, put_on_map
 
 CHECKLIST = {"ventilation": True, "lighting_and_heat": True, "window_or_open_door": True, "safe_to_work": True,
@@ -136,6 +138,51 @@ async def test_overdue_check_out_alerts_the_manager_then_the_safeguarding_lead_o
                    ).scalars().all()
     assert {"visit.overdue_manager_alerted", "visit.overdue_safeguarding_alerted",
             "visit.overdue_acknowledged"} <= set(actions)
+
+
+async def test_the_escalation_reaches_safeguarding_leads_and_the_head_of_service_once_each_and_the_head_acknowledges(
+        people: People, org: Org, clock: FakeClock, services: Services, settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    head = await add_staff(services, sessionmaker, "head", frozenset({Role.HEAD_OF_SERVICE}))
+    both = await add_staff(services, sessionmaker, "deputy", frozenset({Role.SAFEGUARDING, Role.HEAD_OF_SERVICE}))
+    away = await add_staff(services, sessionmaker, "away", frozenset({Role.HEAD_OF_SERVICE}))
+    async with sessionmaker() as s:
+        on_leave = await s.get(Staff, away)
+        assert on_leave is not None
+        on_leave.status = ApprovalStatus.SUSPENDED  # suspended staff are not alerted
+        await s.commit()
+    booking, back = await _ready_visit(people, org, clock, sessionmaker)
+    clock.set(back - timedelta(minutes=45))
+    await people.post("tutor2", f"/api/v1/visits/{booking}/check-in")
+    clock.set(back + timedelta(minutes=settings.overdue_grace_minutes))
+    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
+    assert [m.recipient for m in await _alerts(sessionmaker)] == ["manager@school.example.org"]
+    clock.advance(timedelta(minutes=settings.overdue_escalate_minutes))
+    escalated_at = clock.now()
+    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
+    assert (await watch_once(services, sessionmaker)).visit_alerts == 0
+    sent = [m.recipient for m in await _alerts(sessionmaker)][1:]
+    # The deputy holds both escalation roles and is sent it once; the head on leave not at all.
+    assert sorted(sent) == ["deputy@school.example.org", "head@school.example.org",
+                            "safeguarding@school.example.org"]
+    expected = [f"staff:{i}" for i in sorted((org.safeguarding_id, head, both))]
+    async with sessionmaker() as s:
+        alert = (await s.execute(select(VisitAlert).where(VisitAlert.stage == AlertStage.SAFEGUARDING))).scalar_one()
+        event = (await s.execute(select(AuditEvent).where(AuditEvent.action == "visit.overdue_safeguarding_alerted"))
+                 ).scalar_one()
+    assert alert.recipients == ", ".join(expected) and alert.sent_at == escalated_at
+    assert json.loads(event.details) == {"sent_at": escalated_at.isoformat(), "recipients": expected}
+    clock.advance(timedelta(minutes=3))
+    status, visit = await people.post("head", f"/api/v1/visits/{booking}/acknowledge")
+    assert status == 200, visit
+    assert [(a["stage"], a["acknowledged_by_id"], datetime.fromisoformat(a["acknowledged_at"]))
+            for a in visit["alerts"]] == [("manager", head, clock.now()), ("safeguarding", head, clock.now())]
+    async with sessionmaker() as s:
+        acknowledged = (await s.execute(select(AuditEvent).where(AuditEvent.action == "visit.overdue_acknowledged"))
+                        ).scalar_one()
+    assert acknowledged.actor == f"staff:{head}" and acknowledged.target == f"booking:{booking}"
+    status, _ = await people.post("tutor", f"/api/v1/visits/{booking}/acknowledge")
+    assert status == 403  # a practitioner cannot silence an alert
 
 
 async def test_an_acknowledged_alert_is_not_escalated_and_a_check_out_stops_alerts(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +23,7 @@ from server.people.models import Client
 from server.visits.allocation import ENHANCED_LEVELS, Candidate, VisitRequest, propose
 from server.visits.models import LocationKind, Visit
 from tests.support.org import Org
-from tests.support.visits import People
+from tests.support.visits import People, put_on_map
 
 HOMES = 20
 
@@ -98,3 +99,25 @@ async def test_proposals_on_a_generated_region_match_the_allocation_and_respect_
     print(f"\nproposals API, 50 practitioners: median {statistics.median(times_ms):.1f} ms, "
           f"max {max(times_ms):.1f} ms over {len(times_ms)} homes")
     assert statistics.median(times_ms) < 1000  # generous on a shared 2-core machine; target 100 ms
+
+
+async def test_a_practitioner_marked_unavailable_that_day_is_not_proposed_and_the_admin_is_told_why(
+        people: People, org: Org, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await put_on_map(org, sessionmaker)  # tutor2 is the one opted in to home visits
+    tomorrow = clock.now().replace(hour=14) + timedelta(days=1)
+
+    async def ask(when: datetime) -> dict[str, Any]:
+        status, result = await people.get("admin", f"/api/v1/visits/proposals?client_id={org.child_id}"
+                                                   f"&starts_at={when.isoformat().replace('+', '%2B')}&duration=45")
+        assert status == 200, result
+        return dict(result)
+
+    assert [p["staff_id"] for p in (await ask(tomorrow))["proposals"]] == [org.other_tutor_id]
+    status, _ = await people.post("manager", f"/api/v1/staff/{org.other_tutor_id}/unavailable",
+                                  {"day": tomorrow.date().isoformat(), "reason": "training course"})
+    assert status == 201
+    result = await ask(tomorrow)
+    assert result["proposals"] == []
+    (away,) = [e for e in result["excluded"] if e["staff_id"] == org.other_tutor_id]
+    assert away["reasons"] == [f"marked unavailable for work on {tomorrow.date()}"]
+    assert [p["staff_id"] for p in (await ask(tomorrow + timedelta(days=1)))["proposals"]] == [org.other_tutor_id]

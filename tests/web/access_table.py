@@ -6,6 +6,7 @@ layer (any status but 401/403); every other caller must be refused with 401 or 4
   "practitioner"  the tutor who owns org.booking_id
   "practitioner2" another tutor (not on that booking)
   "admin", "manager", "safeguarding" (TOTP done)
+  "head_of_service" the head of the service, no other role (issue 7: overdue check-out escalation)
   "link"          the guardian holding a join link for org.booking_id (cookie from /l/<token>)
   "link_other"    a guardian holding a link for a different booking
   "check_link"    the guardian holding only a device-check link for org.booking_id: never the live session
@@ -13,12 +14,13 @@ layer (any status but 401/403); every other caller must be refused with 401 or 4
 
 from __future__ import annotations
 
-ANYONE = frozenset({"anonymous", "practitioner", "practitioner2", "admin", "manager", "safeguarding", "link",
-                    "link_other", "check_link"})
-STAFF = frozenset({"practitioner", "practitioner2", "admin", "manager", "safeguarding"})
+ANYONE = frozenset({"anonymous", "practitioner", "practitioner2", "admin", "manager", "safeguarding",
+                    "head_of_service", "link", "link_other", "check_link"})
+STAFF = frozenset({"practitioner", "practitioner2", "admin", "manager", "safeguarding", "head_of_service"})
 OFFICE = frozenset({"admin", "manager", "safeguarding"})
 SESSION = frozenset({"link", "practitioner", "safeguarding"})  # the booking's holder, own tutor, observer
 CHECK = SESSION | {"check_link"}  # the device check, and what every family page needs
+PLAN_EDITORS = frozenset({"admin", "manager", "practitioner", "practitioner2"})  # lead practitioners: own plans
 
 ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): ANYONE,
@@ -64,6 +66,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/bookings/{booking_id}/cancel"): frozenset({"admin"}),
     ("POST", "/api/v1/bookings/{booking_id}/reschedule"): frozenset({"admin"}),
     ("POST", "/api/v1/bookings/{booking_id}/resend"): frozenset({"admin"}),
+    ("POST", "/api/v1/bookings/{booking_id}/evening-agreement"): frozenset({"manager"}),
     ("GET", "/api/v1/mail/failed"): frozenset({"admin", "manager"}),
     # issue 7: visits, studios, concerns, holds, suspension of clients and families
     ("GET", "/visits"): STAFF,
@@ -83,10 +86,14 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/visits/{booking_id}/check-out"): frozenset({"practitioner", "practitioner2"}),
     ("POST", "/api/v1/visits/{booking_id}/no-show"): frozenset({"practitioner", "practitioner2"}),
     ("POST", "/api/v1/visits/{booking_id}/safety-cancel"): frozenset({"practitioner", "practitioner2"}),
-    ("POST", "/api/v1/visits/{booking_id}/acknowledge"): frozenset({"manager", "safeguarding"}),
+    ("POST", "/api/v1/visits/{booking_id}/record"): frozenset({"practitioner", "practitioner2"}),
+    ("GET", "/api/v1/visits/{booking_id}/record"): frozenset({"practitioner", "practitioner2", "manager",
+                                                              "safeguarding"}),
+    ("POST", "/api/v1/visits/{booking_id}/acknowledge"): frozenset({"manager", "safeguarding", "head_of_service"}),
     ("GET", "/api/v1/studios"): STAFF,
     ("POST", "/api/v1/studios"): frozenset({"admin"}),
     ("POST", "/api/v1/studios/{studio_id}/approve"): frozenset({"manager", "safeguarding"}),
+    ("GET", "/concerns"): STAFF,  # the page; the API behind it shows each caller only what they may read
     ("POST", "/api/v1/concerns"): STAFF,
     ("GET", "/api/v1/concerns"): STAFF,
     ("GET", "/api/v1/concerns/{concern_id}"): STAFF,
@@ -108,6 +115,15 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/consents"): OFFICE,
     ("GET", "/api/v1/consents"): STAFF,
     ("POST", "/api/v1/staff/{staff_id}/recording-agreement"): frozenset({"admin", "manager"}),
+    # issue 7: blended plans, staff only (practitioners: the plans they lead, else 404); no family routes
+    ("GET", "/api/v1/plans"): STAFF,
+    ("POST", "/api/v1/plans"): PLAN_EDITORS,
+    ("GET", "/api/v1/plans/{plan_id}"): STAFF,
+    ("POST", "/api/v1/plans/{plan_id}/bookings"): PLAN_EDITORS,
+    ("DELETE", "/api/v1/plans/{plan_id}/bookings/{booking_id}"): PLAN_EDITORS,
+    ("POST", "/api/v1/plans/{plan_id}/resources"): PLAN_EDITORS,
+    ("DELETE", "/api/v1/plans/{plan_id}/resources/{resource_id}"): PLAN_EDITORS,
+    ("POST", "/api/v1/plans/{plan_id}/end"): PLAN_EDITORS,
 }
 
 # Values for path parameters: attribute names of tests.support.org.Org, or a literal string.

@@ -11,19 +11,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.accounts.models import Role
 from server.bookings.models import BookingKind
 from server.bookings.services import NewBooking
 from server.clock import FakeClock
 from server.links.models import LinkPurpose
 from server.services import Services
 from server.web.access import route_rule
-from tests.support.org import PASSWORD, SETUP, Org, issue_link
+from tests.support.org import PASSWORD, SETUP, Org, add_staff, issue_link
 from tests.web.access_table import ACCESS, PATH_VALUES
 
-CALLERS = ("anonymous", "practitioner", "practitioner2", "admin", "manager", "safeguarding", "link",
-           "link_other", "check_link")
+CALLERS = ("anonymous", "practitioner", "practitioner2", "admin", "manager", "safeguarding", "head_of_service",
+           "link", "link_other", "check_link")
 STAFF_EMAIL = {"practitioner": "tutor", "practitioner2": "tutor2", "admin": "admin", "manager": "manager",
-               "safeguarding": "safeguarding"}
+               "safeguarding": "safeguarding", "head_of_service": "head"}
 
 
 def registered(app: web.Application) -> set[tuple[str, str]]:
@@ -84,6 +85,8 @@ async def test_each_caller_gets_exactly_what_the_table_allows(
             kind=BookingKind.LIVE_AUDIO, practitioner_id=org.other_tutor_id, client_id=org.child_id,
             starts_at=clock.now() + timedelta(hours=3), duration_minutes=30, guardian_ids=(org.guardian_id,)))
         await s.commit()
+    if caller == "head_of_service":  # not in every org: only this caller needs them
+        await add_staff(services, sessionmaker, "head", frozenset({Role.HEAD_OF_SERVICE}))
     tokens = {
         "link": await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}"),
         "link_other": await issue_link(services, sessionmaker, other.id, f"guardian:{org.guardian_id}"),

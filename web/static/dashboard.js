@@ -10,10 +10,13 @@ function time(iso) {
 async function load() {
   const me = await api("GET", "/api/v1/me");
   setCsrf(me.csrf_token);
-  document.getElementById("who").textContent = `${me.staff.name} (${me.staff.roles.join(", ")})`;
+  const roles = me.staff.roles.map((r) => r.replaceAll("_", " ")).join(", ");
+  document.getElementById("who").textContent = `${me.staff.name} (${roles})`;
   const nav = document.getElementById("nav");
   if (me.staff.roles.includes("practitioner")) nav.append(el("a", "My visits", { href: "/visits" }));
   if (me.staff.roles.includes("safeguarding")) nav.append(el("a", "Recordings", { href: "/recordings" }));
+  // Every member of staff may see concerns: managers and safeguarding leads all, others those they raised.
+  nav.append(el("a", "Concerns", { href: "/concerns", "data-testid": "concerns-link" }));
   if (me.needs_second_factor) { window.location.assign("/login"); return; }
   if (me.needs_enrolment) {
     const section = document.getElementById("enrol");
