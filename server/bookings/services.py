@@ -109,6 +109,11 @@ class BookingService:
             invitees.append(BookingInvitee(role=InviteeRole.CLIENT, client_id=client.id))
         if not invitees:
             raise InvalidInput("Invite at least one guardian or the adult client.", field="guardian_ids")
+        if client.needs_one_to_one_support and not any(i.role == InviteeRole.GUARDIAN for i in invitees):
+            # policies/000_*: a participant needing 1:1 support is accompanied by a known responsible adult
+            raise PolicyViolation(f"{client.name} needs 1:1 support: invite the responsible adult agreed for the "
+                                  "pastoral role (a linked guardian or carer) as well.", field="guardian_ids",
+                                  rule="one_to_one_support")
         clash = (
             await session.execute(
                 select(Booking.id).where(

@@ -54,6 +54,19 @@ class Caller:
         await self.send({"type": "offer", "sdp": await peer.offer()})
         await self.wait_for("answer")
 
+    async def rejoin_media(self, peer: Peer, away: float = 0.0) -> None:
+        """What the page does when its network path breaks: drop the old connection, (be away for a while,)
+        then offer a new one."""
+        old, answers = self.peer, len(self.of_type("answer"))
+        assert old is not None
+        await self.send({"type": "rejoin"})
+        await self.wait_for("rejoin_ready")
+        await old.close()
+        await asyncio.sleep(away)
+        self.peer = peer
+        await self.send({"type": "offer", "sdp": await peer.offer()})
+        await until(lambda: len(self.of_type("answer")) > answers)
+
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == kind]
 

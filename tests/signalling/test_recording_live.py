@@ -18,11 +18,12 @@ from server.app import RECORDING
 from server.clock import FakeClock
 from server.config import Settings
 from server.consent.services import Grant
+from server.recording.live import LiveRecording
 from server.recording.models import Recording
 from server.services import Services
 from server.web.keys import REVIEW
 from tests.media.peers import Peer, until
-from tests.signalling.conftest import OpenCaller
+from tests.signalling.conftest import Caller, OpenCaller
 from tests.support.org import SETUP, Org
 
 
@@ -88,8 +89,10 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
             assert withdrawn_after - 1.0 < times[-1] < withdrawn_after + 0.6, (times[-1], withdrawn_after)
 
 
-async def _record_a_few_seconds(open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
-                                sessionmaker: async_sessionmaker[AsyncSession], app: object) -> None:
+async def _both_recording(open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
+                          sessionmaker: async_sessionmaker[AsyncSession], app: object
+                          ) -> tuple[Caller, Caller, LiveRecording]:
+    """Everyone has consented; the tutor and the guardian are on camera and the tutor has started recording."""
     await _consent_to_recording(services, sessionmaker, org, clock)
     tutor = await open_caller(f"staff:{org.tutor_id}")
     guardian = await open_caller(f"guardian:{org.guardian_id}")
@@ -101,7 +104,12 @@ async def _record_a_few_seconds(open_caller: OpenCaller, org: Org, services: Ser
                          and all(x["publishing"]["video"] for x in m["members"]))
     await tutor.send({"type": "record", "on": True})
     await guardian.wait_for("recording", lambda m: m["state"] == "recording")
-    live = app[RECORDING]  # type: ignore[index]
+    return tutor, guardian, app[RECORDING]  # type: ignore[index]
+
+
+async def _record_a_few_seconds(open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
+                                sessionmaker: async_sessionmaker[AsyncSession], app: object) -> None:
+    tutor, guardian, live = await _both_recording(open_caller, org, services, clock, sessionmaker, app)
     await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 250, 20)
     await guardian.send({"type": "chat", "text": "Kit played the scale twice <3"})
     await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 500, 20)
@@ -228,30 +236,11 @@ async def test_a_family_that_rejoins_after_a_network_drop_is_recorded_where_they
     """The rejoined connection's clock starts again; the stored video shows the gap where it happened and
     ends with the tutor's, instead of the second stretch being squeezed in after the first."""
 
-    await _consent_to_recording(services, sessionmaker, org, clock)
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
-    await tutor.join_media(Peer("tutor", tag=1, tone=440))
-    await guardian.join_media(Peer("guardian", tag=2, tone=880))
-    await tutor.wait_for("members", lambda m: len(m["members"]) == 2
-                         and all(x["publishing"]["video"] for x in m["members"]))
-    await tutor.send({"type": "record", "on": True})
-    await guardian.wait_for("recording", lambda m: m["state"] == "recording")
-    live = app[RECORDING]  # type: ignore[index]
+    tutor, guardian, live = await _both_recording(open_caller, org, services, clock, sessionmaker, app)
     rid = live.service.recording(org.booking_id)
     await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 200, 20)
 
-    old = guardian.peer
-    assert old is not None
-    await guardian.send({"type": "rejoin"})
-    await guardian.wait_for("rejoin_ready")
-    await old.close()
-    await asyncio.sleep(2.5)  # the family is away for a while
-    fresh = Peer("guardian-again", tag=2, tone=880)
-    guardian.peer = fresh
-    await guardian.send({"type": "offer", "sdp": await fresh.offer()})
+    await guardian.rejoin_media(Peer("guardian-again", tag=2, tone=880), away=2.5)  # away for a while
     written = live.service._live[org.booking_id].recorder.muxer.frames_written
     await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > written + 300, 20)
     assert live.service.recording(org.booking_id) == rid  # the same segment carries on

@@ -145,6 +145,22 @@ async def test_an_adult_client_may_be_invited_in_their_own_right(
     assert (await r.json())["invitees"] == [{"role": "client", "subject": f"client:{org.adult_id}"}]
 
 
+async def test_an_adult_needing_one_to_one_support_comes_with_their_responsible_adult(
+    client: TestClient, org: Org, login: Login, clock: FakeClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessionmaker() as s:
+        adult = await s.get_one(Client, org.adult_id)
+        adult.needs_one_to_one_support = True
+        await s.commit()
+    csrf = await login("admin")
+    before = await _counts(sessionmaker)
+    r = await client.post("/api/v1/bookings", headers={"X-CSRF-Token": csrf}, json=_booking(
+        org, clock, client_id=org.adult_id, guardian_ids=[], invite_client=True))
+    problem = await r.json()
+    assert r.status == 409 and problem["rule"] == "one_to_one_support" and "1:1 support" in problem["detail"]
+    assert await _counts(sessionmaker) == before
+
+
 async def test_unknown_ids_in_the_path_are_404_with_a_detail(client: TestClient, org: Org, login: Login) -> None:
     await login("admin")
     for path in ("/api/v1/clients/9999", "/api/v1/bookings/9999", "/api/v1/clients/abc"):
