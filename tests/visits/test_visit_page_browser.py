@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.log import Actor
 from server.bookings.models import BookingKind
 from server.clock import FakeClock
+from server.safeguarding.models import Concern
 from server.services import Services
 from server.visits.rules import Conditions
 from server.visits.services import NewVisit
@@ -17,9 +20,11 @@ from tests.support.org import PASSWORD, Org
 from tests.support.visits import put_on_map
 
 
-async def test_a_practitioner_records_itinerary_check_in_and_a_no_show_from_a_phone(
-        browser: Browser, live_server: str, org: Org, clock: FakeClock, services: Services,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def _checked_in_on_a_phone(browser: Browser, live_server: str, org: Org, clock: FakeClock,
+                                 services: Services, sessionmaker: async_sessionmaker[AsyncSession]
+                                 ) -> tuple[BrowserContext, Page, Locator, list[str]]:
+    """An authorised home visit at 14:00 for the second tutor, who signs in on a phone, records the
+    itinerary and checks in; returns the page, the visit's card and the console errors."""
     await put_on_map(org, sessionmaker)
     async with sessionmaker() as s:
         booking, _ = await services.visits.book(s, Actor("test:setup"), NewVisit(
@@ -48,11 +53,52 @@ async def test_a_practitioner_records_itinerary_check_in_and_a_no_show_from_a_ph
     await expect(card.get_by_test_id("status")).to_contain_text("back by 14:45")
     await card.get_by_test_id("check-in").click()
     await expect(card.get_by_test_id("status")).to_contain_text("Checked in at")
+    return context, page, card, errors
+
+
+async def test_a_practitioner_records_itinerary_check_in_and_a_no_show_from_a_phone(
+        browser: Browser, live_server: str, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    context, page, card, errors = await _checked_in_on_a_phone(browser, live_server, org, clock, services,
+                                                               sessionmaker)
     await card.get_by_test_id("no-show").click()
     await expect(page.get_by_test_id("error")).to_contain_text("Wait at the door for 5 minutes")
     clock.advance(timedelta(minutes=5))
     await card.get_by_test_id("no-show").click()
     await expect(card.get_by_test_id("status")).to_contain_text("No-show recorded")
     await expect(card.get_by_test_id("check-out")).to_be_hidden()
-    assert [e for e in errors if "409" not in e] == []
+    assert [e for e in errors if "409" not in e and "404" not in e] == []  # refusals; no after-visit record yet
+    await context.close()
+
+
+async def test_after_check_out_the_record_is_made_and_a_concern_raised_about_the_visit(
+        browser: Browser, live_server: str, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    context, page, card, errors = await _checked_in_on_a_phone(browser, live_server, org, clock, services,
+                                                               sessionmaker)
+    clock.advance(timedelta(minutes=20))
+    await card.get_by_test_id("check-out").click()
+    await expect(card.get_by_test_id("status")).to_contain_text("Checked out at")
+    await card.get_by_test_id("after-notes").fill("Scales and a new piece. Kit had a bruise he would not explain.")
+    await card.get_by_test_id("after-yes").check()
+    await card.get_by_test_id("after-submit").click()
+    await expect(card.get_by_test_id("after-done")).to_contain_text("After-visit record saved at")
+    raise_now = card.get_by_test_id("after-raise")
+    await expect(raise_now).to_contain_text("raise the concern now")
+    await expect(card.get_by_test_id("after-visit")).to_be_hidden()  # made once, not edited afterwards
+
+    await raise_now.get_by_role("link").click()
+    await expect(page.get_by_test_id("raise-about")).to_have_text(re.compile(r"^About visit \d+\.$"))
+    await page.get_by_test_id("raise-category").select_option("physical_abuse")
+    await page.get_by_test_id("raise-details").fill("Bruise on Kit's forearm, seen at today's home visit.")
+    await page.get_by_test_id("raise-submit").click()
+    await expect(page.get_by_test_id("concern")).to_contain_text("Physical abuse (concern")
+    async with sessionmaker() as s:
+        concern = (await s.execute(select(Concern))).scalar_one()
+    assert concern.booking_id is not None and concern.client_id == org.child_id
+
+    await page.goto(f"{live_server}/visits")
+    await expect(card.get_by_test_id("after-done")).to_contain_text(f"concern {concern.id} raised about this visit")
+    await expect(card.get_by_test_id("after-raise")).to_be_hidden()
+    assert [e for e in errors if "404" not in e] == []  # the record's 404 before it was made
     await context.close()

@@ -108,6 +108,13 @@ function typing() {
 }
 
 const raise = document.getElementById("raise-form");
+// Arriving from the after-visit record (/concerns?booking=N): the concern is about that visit.
+const asked = new URLSearchParams(window.location.search).get("booking") || "";
+const aboutVisit = /^[0-9]{1,9}$/.test(asked) ? asked : null;
+if (aboutVisit) {
+  raise.closest("details").open = true;
+  document.getElementById("raise-about").textContent = `About visit ${aboutVisit}.`;
+}
 
 async function loadClients() {
   const select = raise.elements.client_id;
@@ -123,6 +130,7 @@ raise.addEventListener("submit", async (event) => {
   event.preventDefault();
   error.textContent = "";
   const body = { category: raise.elements.category.value, details: raise.elements.details.value };
+  if (aboutVisit) body.booking_id = Number(aboutVisit);
   if (raise.elements.client_id.value) body.client_id = Number(raise.elements.client_id.value);
   try {
     await api("POST", "/api/v1/concerns", body);

@@ -64,7 +64,39 @@ function card(v) {
     event.preventDefault();
     act(v, "safety-cancel", { reason: event.target.reason.value });
   });
+  if (finished) showAfterVisit(node, v).catch((e) => { error.textContent = e.message; });
   return node;
+}
+
+async function showAfterVisit(node, v) {
+  // policies/002_*: after the visit, the record; with safeguarding concerns, a concern raised about it.
+  let record = null;
+  try {
+    record = await api("GET", `/api/v1/visits/${v.booking_id}/record`);
+  } catch (e) {
+    if (e.status !== 404) throw e;
+  }
+  const form = node.querySelector(".after");
+  form.hidden = record !== null;
+  if (record !== null) {
+    const done = node.querySelector(".after-done");
+    done.hidden = false;
+    done.textContent = `After-visit record saved at ${hhmm(record.recorded_at)}` +
+      (record.concern_ids.length ? `; concern ${record.concern_ids.join(", ")} raised about this visit.` : ".");
+    const raise = node.querySelector(".after-raise");
+    raise.hidden = !(record.safeguarding_concerns && record.concern_ids.length === 0);
+    raise.querySelector("a").href = `/concerns?booking=${v.booking_id}`;
+    return;
+  }
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      await api("POST", `/api/v1/visits/${v.booking_id}/record`,
+        { notes: form.notes.value, safeguarding_concerns: form.concerns.value === "yes" });
+      await showAfterVisit(node, v);
+    } catch (e) { error.textContent = e.message; }
+  };
 }
 
 async function load() {
