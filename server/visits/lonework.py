@@ -204,6 +204,19 @@ class OverdueAlerts:
             await session.commit()
             return 1
 
+    @staticmethod
+    async def open_alerts(session: AsyncSession) -> list[tuple[Booking, Visit, Staff]]:
+        """Visits whose practitioner was alerted overdue and is still out, or whose alert nobody has
+        acknowledged yet: what the people alerted must act on, oldest expected return first."""
+        alerted = select(VisitAlert.visit_id).where(or_(
+            VisitAlert.acknowledged_at.is_(None), Visit.checked_out_at.is_(None)))
+        rows = await session.execute(
+            select(Booking, Visit, Staff).join(Visit, Visit.booking_id == Booking.id)
+            .join(Staff, Staff.id == Booking.practitioner_id)
+            .where(Visit.id.in_(alerted.join(Visit, Visit.id == VisitAlert.visit_id)))
+            .order_by(Visit.expected_return))
+        return [(b, v, s) for b, v, s in rows.all()]
+
     async def acknowledge(self, session: AsyncSession, actor: Actor, staff_id: int, visit: Visit) -> list[VisitAlert]:
         """A manager, the safeguarding lead or the head of service has taken the alert in hand: recorded with
         who and when."""

@@ -29,6 +29,7 @@ from server.web.visit_schemas import (
     CheckOut,
     ExclusionOut,
     ItineraryBody,
+    OverdueOut,
     ProposalOut,
     ProposalsOut,
     PurposeBody,
@@ -158,6 +159,16 @@ async def timetable_entries(request: web.Request, where: ColumnElement[bool]) ->
         attendees=None if v else [AttendeeOut.model_validate(a) for a in joined.get(b.id, [])],
         plan_id=plans[b.id][0] if b.id in plans else None,
         plan_title=plans[b.id][1] if b.id in plans else None) for b, v in rows]
+
+
+@routes.get("/api/v1/visits/overdue")
+@staff(*ACKNOWLEDGERS)
+@documented("Visits with an overdue check-out alert still open (not back, or not acknowledged), with the "
+            "practitioner's phone and vehicle", response=OverdueOut, many=True)
+async def overdue_visits(request: web.Request) -> web.Response:
+    rows = await request.app[SERVICES].overdue.open_alerts(request[DB])
+    return ok([OverdueOut(**(await _out(request, b, v)).model_dump(), practitioner=s.name, phone=s.phone,
+                          vehicle=s.vehicle) for b, v, s in rows])
 
 
 @routes.post("/api/v1/visits")

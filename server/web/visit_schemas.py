@@ -150,6 +150,12 @@ class TimetableEntry(Out):
     plan_title: str | None = None
 
 
+class OverdueOut(VisitOut):
+    practitioner: str
+    phone: str | None
+    vehicle: str | None
+
+
 class AfterVisitBody(Body):
     notes: str = Field(min_length=10, max_length=20000)
     safeguarding_concerns: bool

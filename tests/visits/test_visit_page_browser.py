@@ -14,6 +14,7 @@ from server.bookings.models import BookingKind
 from server.clock import FakeClock
 from server.safeguarding.models import Concern
 from server.services import Services
+from server.visits.models import VisitAlert
 from server.visits.rules import Conditions
 from server.visits.services import NewVisit
 from tests.support.org import PASSWORD, Org
@@ -102,3 +103,29 @@ async def test_after_check_out_the_record_is_made_and_a_concern_raised_about_the
     await expect(card.get_by_test_id("after-raise")).to_be_hidden()
     assert [e for e in errors if "404" not in e] == []  # the record's 404 before it was made
     await context.close()
+
+
+async def test_the_manager_sees_an_overdue_check_out_on_the_dashboard_and_acknowledges_it(
+        browser: Browser, live_server: str, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    context, _, _, _ = await _checked_in_on_a_phone(browser, live_server, org, clock, services, sessionmaker)
+    await context.close()
+    clock.set(clock.now().replace(hour=15, minute=5))  # expected back 14:45; 15 minutes' grace have passed
+    assert await services.overdue.step(sessionmaker) == 1
+
+    manager = await (await browser.new_context(timezone_id="Europe/London")).new_page()
+    await manager.goto(f"{live_server}/login")
+    await manager.get_by_test_id("login-email").fill(org.email("manager"))
+    await manager.get_by_test_id("login-password").fill(PASSWORD)
+    await manager.get_by_test_id("login-submit").click()
+    overdue = manager.get_by_test_id("overdue")
+    await expect(overdue).to_contain_text("expected back 14:45, NOT BACK")
+    await expect(overdue).to_contain_text("1 High Street, Histon")
+    await expect(overdue.get_by_test_id("overdue-alert")).to_have_text("manager alert sent at 15:05")
+    await overdue.get_by_test_id("acknowledge").click()
+    await expect(overdue.get_by_test_id("overdue-alert")).to_have_text(
+        "manager alert sent at 15:05, acknowledged at 15:05")
+    await expect(overdue.get_by_test_id("acknowledge")).to_have_count(0)
+    async with sessionmaker() as s:
+        alert = (await s.execute(select(VisitAlert))).scalar_one()
+    assert alert.acknowledged_by_id == org.manager_id  # who took it in hand, as well as when

@@ -89,6 +89,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/visits/{booking_id}/record"): frozenset({"practitioner", "practitioner2"}),
     ("GET", "/api/v1/visits/{booking_id}/record"): frozenset({"practitioner", "practitioner2", "manager",
                                                               "safeguarding"}),
+    ("GET", "/api/v1/visits/overdue"): frozenset({"manager", "safeguarding", "head_of_service"}),
     ("POST", "/api/v1/visits/{booking_id}/acknowledge"): frozenset({"manager", "safeguarding", "head_of_service"}),
     ("GET", "/api/v1/studios"): STAFF,
     ("POST", "/api/v1/studios"): frozenset({"admin"}),

@@ -4,7 +4,7 @@ const error = document.getElementById("error");
 const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 function time(iso) {
-  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZone: zone });
+  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone });
 }
 
 async function load() {
@@ -32,6 +32,7 @@ async function load() {
     });
     return;
   }
+  if (me.staff.roles.some((r) => ALERTED.includes(r))) await showOverdue();
   const [bookings, clients] = await Promise.all([api("GET", "/api/v1/bookings"), api("GET", "/api/v1/clients")]);
   const names = new Map(clients.map((c) => [c.id, c.name]));
   const body = document.querySelector("[data-testid=today-sessions] tbody");
@@ -61,6 +62,38 @@ async function load() {
     people.lastChild.append(el("td", c.name), el("td", String(c.age_today)),
       el("td", c.guardians.map((g) => g.name + (g.parental_responsibility ? " (PR)" : "")).join(", ")));
   }
+}
+
+const ALERTED = ["manager", "safeguarding", "head_of_service"]; // who overdue check-out alerts reach
+
+async function showOverdue() {
+  // policies/002_*, 003_*: a practitioner not back from a visit; the alert's link brings people here.
+  const section = document.getElementById("overdue");
+  const list = section.querySelector("ol");
+  const visits = await api("GET", "/api/v1/visits/overdue");
+  section.hidden = visits.length === 0;
+  list.replaceChildren(...visits.map((v) => {
+    const item = el("li", undefined, { class: "card", "data-testid": `overdue-${v.booking_id}` });
+    const back = v.checked_out_at ? `checked out at ${time(v.checked_out_at)}` : "NOT BACK";
+    item.append(el("h3", `${v.practitioner}: expected back ${time(v.expected_return)}, ${back}`),
+      el("p", `Visit address: ${v.address || "not recorded"}. Phone: ${v.phone || "not recorded"}. ` +
+        `Vehicle: ${v.vehicle || "not recorded"}.`));
+    for (const a of v.alerts) {
+      const who = a.acknowledged_at ? `, acknowledged at ${time(a.acknowledged_at)}` : "";
+      item.append(el("p", `${a.stage} alert sent at ${time(a.sent_at)}${who}`, { "data-testid": "overdue-alert" }));
+    }
+    if (v.alerts.some((a) => !a.acknowledged_at)) {
+      const button = el("button", "Acknowledge: I am dealing with this", { "data-testid": "acknowledge" });
+      button.addEventListener("click", async () => {
+        try {
+          await api("POST", `/api/v1/visits/${v.booking_id}/acknowledge`);
+          await showOverdue();
+        } catch (e) { error.textContent = e.message; }
+      });
+      item.append(button);
+    }
+    return item;
+  }));
 }
 
 document.getElementById("logout").addEventListener("click", async () => {
