@@ -12,6 +12,7 @@ from server.accounts.logins import StaffContext
 from server.accounts.models import Role
 from server.bookings.models import Booking, BookingKind
 from server.bookings.services import NewBooking
+from server.bookings.waiting import waiting_for_a_manager
 from server.errors import NotFound
 from server.web.access import staff
 from server.web.api import Body, Out, documented, ok, path_id, query_date, read_body
@@ -98,6 +99,28 @@ async def create_booking(request: web.Request) -> web.Response:
     booking = await services.bookings.create(request[DB], request[STAFF].actor, new)
     await request[DB].commit()
     return ok(await BookingOut.of(request, booking), status=201)
+
+
+class WaitingOut(Out):
+    booking_id: int
+    kind: str
+    starts_at: datetime
+    client: str
+    practitioner: str
+    needs: str  # "evening agreement" (a manager) or "authorisation" (a manager or the safeguarding lead)
+    reason: str
+
+
+@routes.get("/api/v1/bookings/waiting")
+@staff(Role.MANAGER, Role.SAFEGUARDING)
+@documented("Bookings waiting for a manager: evening work to agree, visits to authorise (soonest first)",
+            response=WaitingOut, many=True)
+async def waiting_bookings(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    waiting = await waiting_for_a_manager(request[DB], services.bookings.evening, services.clock.now())
+    return ok([WaitingOut(booking_id=w.booking.id, kind=w.booking.kind, starts_at=w.booking.starts_at,
+                          client=w.client, practitioner=w.practitioner, needs=w.needs, reason=w.reason)
+               for w in waiting])
 
 
 @routes.get("/api/v1/bookings/{booking_id}")

@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.log import Actor
-from server.bookings.models import BookingKind
+from server.bookings.models import Booking, BookingKind, BookingStatus
+from server.bookings.services import NewBooking
 from server.clock import FakeClock
 from server.safeguarding.models import Concern
 from server.services import Services
-from server.visits.models import VisitAlert
+from server.visits.models import Visit, VisitAlert
 from server.visits.rules import Conditions
 from server.visits.services import NewVisit
 from tests.support.org import PASSWORD, Org
@@ -129,3 +130,47 @@ async def test_the_manager_sees_an_overdue_check_out_on_the_dashboard_and_acknow
     async with sessionmaker() as s:
         alert = (await s.execute(select(VisitAlert))).scalar_one()
     assert alert.acknowledged_by_id == org.manager_id  # who took it in hand, as well as when
+
+
+async def test_a_manager_authorises_a_visit_and_agrees_evening_work_from_the_dashboard(
+        browser: Browser, live_server: str, org: Org, clock: FakeClock, services: Services,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await put_on_map(org, sessionmaker)
+    today = clock.now().date()
+    async with sessionmaker() as s:
+        visit, _ = await services.visits.book(s, Actor("test:setup"), NewVisit(
+            kind=BookingKind.HOME_VISIT, practitioner_id=org.other_tutor_id, client_id=org.child_id,
+            starts_at=clock.now().replace(hour=14), duration_minutes=30, guardian_ids=(org.guardian_id,),
+            conditions=Conditions(True, True, True, True, "signed form"),
+            conditions_confirmed_by=f"guardian:{org.guardian_id}"))
+        await services.visits.mark_unavailable(s, Actor("test:setup"), org.manager_id, org.tutor_id, today,
+                                               "off sick this morning")
+        evening = await services.bookings.create(s, Actor("test:setup"), NewBooking(
+            kind=BookingKind.LIVE_VIDEO, practitioner_id=org.tutor_id, client_id=org.child_id,
+            starts_at=clock.now().replace(hour=17, minute=30), duration_minutes=60, guardian_ids=(org.guardian_id,)))
+        await s.commit()
+    assert evening.status == BookingStatus.REQUESTED  # held, uninvited, until a manager agrees
+
+    page = await (await browser.new_context(timezone_id="Europe/London")).new_page()
+    await page.goto(f"{live_server}/login")
+    await page.get_by_test_id("login-email").fill(org.email("manager"))
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    first, second = page.get_by_test_id(f"waiting-{visit.id}"), page.get_by_test_id(f"waiting-{evening.id}")
+    await expect(first).to_contain_text("14:00: home visit with Kit Child (Tutor2 Person)")
+    await expect(first).to_contain_text("Needs authorisation")
+    await expect(second).to_contain_text("Needs evening agreement: the practitioner was unavailable during the day")
+    await first.get_by_test_id("waiting-text").fill("Piano tuition at home while the arm heals")
+    await first.get_by_test_id("waiting-submit").click()
+    await expect(first).to_have_count(0)
+    await second.get_by_test_id("waiting-text").fill("Exam next week; the tutor has recovered")
+    await second.get_by_test_id("waiting-submit").click()
+    await expect(page.get_by_test_id("waiting")).to_be_hidden()  # nothing waits any more
+    async with sessionmaker() as s:
+        statuses = {b.id: b.status for b in (await s.execute(select(Booking).where(
+            Booking.id.in_([visit.id, evening.id])))).scalars()}
+        authorised = await s.get_one(Visit, (await s.execute(select(Visit.id).where(
+            Visit.booking_id == visit.id))).scalar_one())
+    assert statuses == {visit.id: BookingStatus.CONFIRMED, evening.id: BookingStatus.CONFIRMED}
+    assert (authorised.purpose, authorised.authorised_by_id) == ("Piano tuition at home while the arm heals",
+                                                                org.manager_id)

@@ -62,6 +62,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/guardians"): frozenset({"admin"}),
     ("GET", "/api/v1/bookings"): STAFF,
     ("POST", "/api/v1/bookings"): frozenset({"admin"}),
+    ("GET", "/api/v1/bookings/waiting"): frozenset({"manager", "safeguarding"}),
     ("GET", "/api/v1/bookings/{booking_id}"): STAFF,
     ("POST", "/api/v1/bookings/{booking_id}/cancel"): frozenset({"admin"}),
     ("POST", "/api/v1/bookings/{booking_id}/reschedule"): frozenset({"admin"}),

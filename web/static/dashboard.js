@@ -33,6 +33,7 @@ async function load() {
     return;
   }
   if (me.staff.roles.some((r) => ALERTED.includes(r))) await showOverdue();
+  if (me.staff.roles.some((r) => ["manager", "safeguarding"].includes(r))) await showWaiting(me);
   const [bookings, clients] = await Promise.all([api("GET", "/api/v1/bookings"), api("GET", "/api/v1/clients")]);
   const names = new Map(clients.map((c) => [c.id, c.name]));
   const body = document.querySelector("[data-testid=today-sessions] tbody");
@@ -91,6 +92,43 @@ async function showOverdue() {
         } catch (e) { error.textContent = e.message; }
       });
       item.append(button);
+    }
+    return item;
+  }));
+}
+
+const ACTIONS = { // what a manager gives, and where: the API checks who may (evening work: managers only)
+  "evening agreement": { field: "reason", label: "Why this evening work is agreed", button: "Agree to evening work",
+    path: (id) => `/api/v1/bookings/${id}/evening-agreement`, roles: ["manager"] },
+  authorisation: { field: "purpose", label: "Purpose of the visit", button: "Authorise the visit",
+    path: (id) => `/api/v1/visits/${id}/authorise`, roles: ["manager", "safeguarding"] },
+};
+
+async function showWaiting(me) {
+  // policies/000_*-003_*: evening work after a day unavailable, and every visit, wait for a manager.
+  const section = document.getElementById("waiting");
+  const waiting = await api("GET", "/api/v1/bookings/waiting");
+  section.hidden = waiting.length === 0;
+  section.querySelector("ol").replaceChildren(...waiting.map((w) => {
+    const action = ACTIONS[w.needs];
+    const day = new Date(w.starts_at).toLocaleDateString("en-GB", { weekday: "short", day: "numeric", month: "short" });
+    const item = el("li", undefined, { class: "card", "data-testid": `waiting-${w.booking_id}` });
+    item.append(el("h3", `${day} ${time(w.starts_at)}: ${w.kind.replaceAll("_", " ")} with ${w.client} ` +
+      `(${w.practitioner})`), el("p", `Needs ${w.needs}: ${w.reason}.`));
+    if (action && me.staff.roles.some((r) => action.roles.includes(r))) {
+      const form = el("form");
+      const input = el("input", undefined, { name: action.field, required: "", minlength: "5",
+        "aria-label": action.label, placeholder: action.label, "data-testid": "waiting-text" });
+      form.append(input, el("button", action.button, { type: "submit", "data-testid": "waiting-submit" }));
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        error.textContent = "";
+        try {
+          await api("POST", action.path(w.booking_id), { [action.field]: input.value });
+          await showWaiting(me);
+        } catch (e) { error.textContent = e.message; }
+      });
+      item.append(form);
     }
     return item;
   }));
