@@ -176,8 +176,13 @@ class OverdueAlerts:
             practitioner = await session.get(Staff, booking.practitioner_id) if booking else None
             roles = STAGE_ROLES[AlertStage(stage)]
             # One row per person: someone holding several of the roles is sent the alert once.
-            people = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
-                      if s.role_set & roles and not s.suspended]
+            active = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
+                      if not s.suspended]
+            people = [s for s in active if s.role_set & roles]
+            if not people:  # nobody holds the stage's roles now: an alert must still reach someone who can act
+                log.error("overdue alert for visit %s: nobody holds %s; sent to every alert role instead",
+                          visit.id, sorted(roles))
+                people = [s for s in active if s.role_set & ACKNOWLEDGERS]
             if booking is None or practitioner is None or visit.expected_return is None:
                 return 0
             late = int((now - visit.expected_return).total_seconds() // 60)

@@ -275,3 +275,18 @@ async def test_a_visit_cancelled_before_anyone_set_out_raises_no_alert(
     assert status == 200
     clock.set(back + timedelta(hours=2))
     assert (await watch_once(services, sessionmaker)).visit_alerts == 0
+
+
+async def test_an_alert_whose_roles_nobody_holds_now_still_reaches_someone_who_can_act(
+        people: People, org: Org, clock: FakeClock, services: Services, settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    booking, back = await _ready_visit(people, org, clock, sessionmaker)
+    clock.set(back - timedelta(minutes=45))
+    await people.post("tutor2", f"/api/v1/visits/{booking}/check-in")
+    async with sessionmaker() as s:  # the only manager's approval is suspended
+        manager = await s.get_one(Staff, org.manager_id)
+        manager.status = ApprovalStatus.SUSPENDED
+        await s.commit()
+    clock.set(back + timedelta(minutes=settings.overdue_grace_minutes))
+    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
+    assert [m.recipient for m in await _alerts(sessionmaker)] == ["safeguarding@school.example.org"]
