@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +22,18 @@ from server.visits.services import NewVisit
 from tests.support.org import PASSWORD, Org
 from tests.support.visits import put_on_map
 
+pytestmark = pytest.mark.parametrize("backend", ["postgres"])  # the pages under test; both backends elsewhere
+
+
+async def _requested_home_visit(services: Services, s: AsyncSession, org: Org, clock: FakeClock) -> Booking:
+    """The second tutor's home visit to Kit at 14:00 today, its conditions confirmed, not yet authorised."""
+    booking, _ = await services.visits.book(s, Actor("test:setup"), NewVisit(
+        kind=BookingKind.HOME_VISIT, practitioner_id=org.other_tutor_id, client_id=org.child_id,
+        starts_at=clock.now().replace(hour=14), duration_minutes=30, guardian_ids=(org.guardian_id,),
+        conditions=Conditions(True, True, True, True, "signed form"),
+        conditions_confirmed_by=f"guardian:{org.guardian_id}"))
+    return booking
+
 
 async def _checked_in_on_a_phone(browser: Browser, live_server: str, org: Org, clock: FakeClock,
                                  services: Services, sessionmaker: async_sessionmaker[AsyncSession]
@@ -29,11 +42,7 @@ async def _checked_in_on_a_phone(browser: Browser, live_server: str, org: Org, c
     itinerary and checks in; returns the page, the visit's card and the console errors."""
     await put_on_map(org, sessionmaker)
     async with sessionmaker() as s:
-        booking, _ = await services.visits.book(s, Actor("test:setup"), NewVisit(
-            kind=BookingKind.HOME_VISIT, practitioner_id=org.other_tutor_id, client_id=org.child_id,
-            starts_at=clock.now().replace(hour=14), duration_minutes=30, guardian_ids=(org.guardian_id,),
-            conditions=Conditions(True, True, True, True, "signed form"),
-            conditions_confirmed_by=f"guardian:{org.guardian_id}"))
+        booking = await _requested_home_visit(services, s, org, clock)
         await services.visits.authorise(s, Actor("test:setup"), org.manager_id, booking.id, "piano tuition")
         await s.commit()
     context = await browser.new_context(viewport={"width": 390, "height": 844}, timezone_id="Europe/London")
@@ -138,11 +147,7 @@ async def test_a_manager_authorises_a_visit_and_agrees_evening_work_from_the_das
     await put_on_map(org, sessionmaker)
     today = clock.now().date()
     async with sessionmaker() as s:
-        visit, _ = await services.visits.book(s, Actor("test:setup"), NewVisit(
-            kind=BookingKind.HOME_VISIT, practitioner_id=org.other_tutor_id, client_id=org.child_id,
-            starts_at=clock.now().replace(hour=14), duration_minutes=30, guardian_ids=(org.guardian_id,),
-            conditions=Conditions(True, True, True, True, "signed form"),
-            conditions_confirmed_by=f"guardian:{org.guardian_id}"))
+        visit = await _requested_home_visit(services, s, org, clock)
         await services.visits.mark_unavailable(s, Actor("test:setup"), org.manager_id, org.tutor_id, today,
                                                "off sick this morning")
         evening = await services.bookings.create(s, Actor("test:setup"), NewBooking(
