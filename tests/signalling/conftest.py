@@ -87,6 +87,15 @@ class Caller:
 OpenCaller = Callable[..., Awaitable[Caller]]
 
 
+async def tutor_and_guardian(open_caller: OpenCaller, org: Org) -> tuple[Caller, Caller]:
+    """The booking's tutor and Gail, each with their browser's WebSocket open."""
+    tutor = await open_caller(f"staff:{org.tutor_id}")
+    guardian = await open_caller(f"guardian:{org.guardian_id}")
+    await tutor.connect()
+    await guardian.connect()
+    return tutor, guardian
+
+
 @pytest.fixture
 async def open_caller(live_server: str, org: Org, services: Services, clock: FakeClock,
                       sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[OpenCaller]:

@@ -23,7 +23,7 @@ from server.recording.models import Recording
 from server.services import Services
 from server.web.keys import REVIEW
 from tests.media.peers import Peer, until
-from tests.signalling.conftest import Caller, OpenCaller
+from tests.signalling.conftest import Caller, OpenCaller, tutor_and_guardian
 from tests.support.org import SETUP, Org
 
 
@@ -43,10 +43,7 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
     open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock, settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession], app: object,
 ) -> None:
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     assert (await guardian.wait_for("recording"))["label"] == "Not recording"
     await tutor.join_media(Peer("tutor", tag=1, tone=440))
     await guardian.join_media(Peer("guardian", tag=2, tone=880))
@@ -94,10 +91,7 @@ async def _both_recording(open_caller: OpenCaller, org: Org, services: Services,
                           ) -> tuple[Caller, Caller, LiveRecording]:
     """Everyone has consented; the tutor and the guardian are on camera and the tutor has started recording."""
     await _consent_to_recording(services, sessionmaker, org, clock)
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await tutor.join_media(Peer("tutor", tag=1, tone=440))
     await guardian.join_media(Peer("guardian", tag=2, tone=880))
     await tutor.wait_for("members", lambda m: len(m["members"]) == 2
@@ -178,10 +172,7 @@ async def test_someone_who_starts_publishing_during_a_recording_is_recorded_from
     sessionmaker: async_sessionmaker[AsyncSession], app: object,
 ) -> None:
     await _consent_to_recording(services, sessionmaker, org, clock)
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await tutor.join_media(Peer("tutor", tag=1, tone=440))
     await tutor.wait_for("members", lambda m: any(x["publishing"]["video"] for x in m["members"]))
     await tutor.send({"type": "record", "on": True})  # only the tutor is seen and heard so far
@@ -208,10 +199,7 @@ async def test_a_disk_filling_up_in_mid_recording_pauses_it_for_everyone(
     async with sessionmaker() as s:
         await services.consent.set_staff_agreement(s, SETUP, org.tutor_id, today)
         await s.commit()
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await tutor.join_media(Peer("tutor", tag=1, tone=440))
     await tutor.wait_for("members", lambda m: any(x["publishing"]["video"] for x in m["members"]))
     await tutor.send({"type": "record", "on": True})

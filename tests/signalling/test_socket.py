@@ -15,15 +15,12 @@ from server.clock import FakeClock
 from server.services import Services
 from server.signalling.models import ChatMessage
 from tests.media.peers import Peer, until
-from tests.signalling.conftest import OpenCaller
+from tests.signalling.conftest import OpenCaller, tutor_and_guardian
 from tests.support.org import PASSWORD, Org
 
 
 async def test_tutor_and_guardian_see_and_hear_each_other(open_caller: OpenCaller, org: Org) -> None:
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     welcome = await tutor.wait_for("welcome")
     assert welcome["role"] == "host" and welcome["audio_only"] is False
     assert (await guardian.wait_for("welcome"))["role"] == "participant"
@@ -52,10 +49,7 @@ async def test_tutor_and_guardian_see_and_hear_each_other(open_caller: OpenCalle
 async def test_chat_is_stored_with_the_booking_and_broadcast(
     open_caller: OpenCaller, org: Org, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await guardian.wait_for("welcome")
     await guardian.send({"type": "chat", "text": "Kit has practised the scales"})
     said = await tutor.wait_for("chat")
@@ -71,10 +65,7 @@ async def test_chat_is_stored_with_the_booking_and_broadcast(
 async def test_only_the_host_can_mute_remove_or_end(
     open_caller: OpenCaller, org: Org, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await guardian.wait_for("welcome")
     await guardian.send({"type": "end"})
     assert (await guardian.wait_for("error"))["code"] == "forbidden"
@@ -213,10 +204,7 @@ async def test_another_site_another_booking_or_outside_the_window_is_refused(
 
 
 async def test_a_participant_whose_network_broke_rejoins_and_is_seen_again(open_caller: OpenCaller, org: Org) -> None:
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await tutor.join_media(Peer("tutor", tag=1, tone=440))
     await guardian.join_media(Peer("guardian", tag=2, tone=880))
     assert tutor.peer is not None
@@ -233,10 +221,7 @@ async def test_a_participant_whose_network_broke_rejoins_and_is_seen_again(open_
 async def test_music_mode_is_the_practitioners_switch_and_asks_for_stereo_opus(
     open_caller: OpenCaller, org: Org
 ) -> None:
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await guardian.join_media(Peer("guardian", tag=2, tone=880))
     assert "stereo=1" not in guardian.of_type("answer")[0]["sdp"]
     await guardian.send({"type": "music_mode", "on": True})
@@ -258,10 +243,7 @@ async def test_the_session_ends_by_itself_once_the_booked_time_and_its_grace_are
     open_caller: OpenCaller, org: Org, clock: FakeClock, services: Services,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    tutor = await open_caller(f"staff:{org.tutor_id}")
-    guardian = await open_caller(f"guardian:{org.guardian_id}")
-    await tutor.connect()
-    await guardian.connect()
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
     await guardian.wait_for("welcome")
     async with sessionmaker() as s:
         booking = await s.get(Booking, org.booking_id)
