@@ -1,8 +1,13 @@
-"""The application factory: the only place where the parts are wired together (STYLE.md #7)."""
+"""The application factory: the web application over the services the composition root built.
+
+``create_app`` asks ``server.services.Services`` for every service (built once), adds the web layer's own
+parts (the live session hub and its recording toggle, the routes and middlewares) and runs the lifecycle:
+the database, the recording spool and crash recovery, the domains' periodic work, and on shutdown the
+sessions ended and every service closed.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,24 +16,11 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.bookings.notify import BookingNotifier
-from server.bookings.reminders import Reminders, reminders_context
-from server.checks.service import CheckService, device_checked
-from server.clock import Clock, SystemClock
+from server.clock import Clock, LoopingCall, SystemClock
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker
 from server.keys import AppKeys
-from server.mail.running import sender_context
-from server.media import MediaRouter
-from server.recording.live import LiveRecording
-from server.recording.review import ReviewService
-from server.recording.service import RecordingService
-from server.recording.setup import spool_from_settings, store_from_settings, wrapper_from_settings
-from server.retention.running import retention_context
-from server.safeguarding.watch import watch_context
 from server.services import Services
-from server.signalling import socket as signalling_socket
-from server.signalling.hub import SessionHub
 from server.web import (
     api_auth,
     api_bookings,
@@ -46,12 +38,17 @@ from server.web import (
     pages,
 )
 from server.web.access import check_routes
-from server.web.keys import HUB, MEDIA, REVIEW, SERVICES, SESSIONMAKER
+from server.web.keys import HUB, RECORDING, SERVICES, SESSIONMAKER
+from server.web.live import socket as live_socket
+from server.web.live.hub import SessionHub
+from server.web.live.recording import LiveRecording
 from server.web.middlewares import access, database, errors, loggable_path, security_headers
 from server.web.pages_render import WEB_ROOT
 
 ENGINE = web.AppKey[AsyncEngine]("engine")
-RECORDING = web.AppKey[LiveRecording]("recording")
+TASKS = web.AppKey[dict[str, LoopingCall]]("tasks")  # the running periodic work, by name
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request, with link tokens cut out: a token in a log is a key left on the table."""
 
@@ -64,26 +61,28 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
+ROUTES = (pages.routes, api_auth.routes, api_people.routes, api_staff.routes, api_bookings.routes,
+          api_visits.routes, api_plans.routes, api_safeguarding.routes, api_media.routes, live_socket.routes,
+          api_consent.routes, api_mail.routes, api_recordings.routes, api_checks.routes, openapi.routes)
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None,
                keys: AppKeys | None = None, background_jobs: bool = False) -> web.Application:
     """Build the Duet web application.
 
     Args:
         settings: the loaded settings.
-        clock: injected time (tests pass a FakeClock).
+        clock: injected time (tests pass a FakeClock); media always runs on real time.
         engine: an already open engine (tests share one); otherwise one is opened from the settings
             and closed on shutdown.
         keys: the app secret; otherwise read or generated under ``<home>/keys``.
-        background_jobs: run the outbox sender, reminders and the daily retention job (``duet serve``);
-            tests drive their own instead.
+        background_jobs: run every domain's periodic work (``duet serve``): overdue-visit alerts, concern
+            escalation, the outbox sender, reminders, the daily retention run. Tests drive their own.
     """
     clock = clock or SystemClock()
     keys = keys or AppKeys.ensure(settings.keys_dir)
     app = web.Application(middlewares=[security_headers, errors, database, access], client_max_size=1024 * 1024)
-    app[SERVICES] = Services.build(settings, clock, keys)
-    app[api_checks.CHECKS] = CheckService(clock, app[SERVICES].audit)
-    app[api_checks.PROBES] = set()
-    app[api_checks.LOOPBACKS] = {}
+    services = app[SERVICES] = Services.build(settings, clock, keys)
 
     async def open_database(app: web.Application) -> AsyncIterator[None]:
         own = engine is None
@@ -93,52 +92,37 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
         if own:
             await app[ENGINE].dispose()
 
-    async def open_media(app: web.Application) -> AsyncIterator[None]:
-        # Media timing (connect deadlines, keyframe rate limits) follows real time even under a FakeClock.
-        app[MEDIA] = MediaRouter(settings.ice_server_list(), clock=SystemClock())
-        app[HUB] = SessionHub(app[MEDIA], app[SERVICES], app[SESSIONMAKER])
-        yield
-        await app[HUB].close()
-        await app[MEDIA].close()
-
-    async def open_recording(app: web.Application) -> AsyncIterator[None]:
-        # Sealing every 2 s and upload retries follow real time, like the media they carry.
-        media_clock = SystemClock()
-        store = store_from_settings(settings)
-        spool = spool_from_settings(settings, store, media_clock)
-        spool.start()
-        service = RecordingService(media_clock, app[SERVICES].audit, app[SERVICES].consent,
-                                   wrapper_from_settings(settings), spool, app[SERVICES].erase_dates)
-        await service.recover(app[SESSIONMAKER])  # a crash left nothing "active"
-        app[REVIEW] = ReviewService(store, wrapper_from_settings(settings, can_unwrap=True), app[SERVICES].audit)
-        app[RECORDING] = LiveRecording(app[HUB], service, app[SERVICES].consent, app[SESSIONMAKER], clock, settings)
+    async def open_live_sessions(app: web.Application) -> AsyncIterator[None]:
+        sessionmaker = app[SESSIONMAKER]
+        services.spool.start()
+        await services.recording.recover(sessionmaker)  # a crash left nothing "active"
+        app[HUB] = SessionHub(services.media, sessionmaker, clock=clock, media_clock=services.media_clock,
+                              audit=services.audit, attendance=services.attendance, chat=services.chat,
+                              bookings=services.bookings, late_grace_minutes=settings.late_grace_minutes)
+        app[RECORDING] = LiveRecording(app[HUB], services.recording, services.consent, sessionmaker, clock,
+                                       settings)
         yield
         await app[RECORDING].close()
-        await service.close()
-        await spool.close()
+        await app[HUB].close()
+        await services.close()
+
+    async def run_periodic_work(app: web.Application) -> AsyncIterator[None]:
+        work = services.periodic(app[SESSIONMAKER]) if background_jobs else []
+        app[TASKS] = {p.name: clock.every(p.interval, p.run, name=p.name, run_now=p.run_now) for p in work}
+        yield
+        for call in app[TASKS].values():
+            await call.stop()
 
     app.cleanup_ctx.append(open_database)
-    app.cleanup_ctx.append(open_media)
-    app.cleanup_ctx.append(open_recording)
+    app.cleanup_ctx.append(open_live_sessions)
+    app.cleanup_ctx.append(run_periodic_work)
 
     async def end_sessions(app: web.Application) -> None:  # before aiohttp waits for open WebSockets
         await app[HUB].close()
-        probes: set[asyncio.Task[None]] = app[api_checks.PROBES]
-        for probe in list(probes):  # device-check rooms close with the server
-            probe.cancel()
+        await services.probes.close()  # device-check rooms close with the server
 
     app.on_shutdown.append(end_sessions)
-    app.cleanup_ctx.append(watch_context(app[SERVICES], lambda: app[SESSIONMAKER]))  # overdue visits, concerns
-    if background_jobs:
-        app.cleanup_ctx.append(retention_context(settings, clock, app[SERVICES].audit, lambda: app[SESSIONMAKER]))
-        app.cleanup_ctx.append(sender_context(settings, clock, app[SERVICES].audit, lambda: app[SESSIONMAKER]))
-        reminders = Reminders(clock, BookingNotifier(settings, clock, app[SERVICES].links, app[SERVICES].consent),
-                              device_checked=device_checked)
-        app.cleanup_ctx.append(reminders_context(reminders, lambda: app[SESSIONMAKER]))
-    for table in (pages.routes, api_auth.routes, api_people.routes, api_staff.routes, api_bookings.routes,
-                  api_visits.routes, api_plans.routes, api_safeguarding.routes, api_media.routes,
-                  signalling_socket.routes, api_consent.routes, api_mail.routes, api_recordings.routes,
-                  api_checks.routes, openapi.routes):
+    for table in ROUTES:
         app.add_routes(table)
     app.router.add_static("/static/", Path(WEB_ROOT) / "static", append_version=False)
     check_routes(app)

@@ -21,13 +21,9 @@ from server.clock import SystemClock
 from server.config import ConfigError, Settings, load_settings
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.migrate import pending, upgrade
-from server.errors import DuetError
+from server.errors import CommandError, DuetError
 from server.keys import AppKeys
 from server.services import Services
-
-
-class CommandError(Exception):
-    """A failure the CLI prints as one line."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,8 +97,11 @@ async def _with_services(settings: Settings, work: Callable[[Services, Any], Awa
         if await pending(engine):
             raise CommandError("the database schema is not up to date: run `duet migrate` first")
         services = Services.build(settings, SystemClock(), AppKeys.ensure(settings.keys_dir))
-        async with make_sessionmaker(engine)() as session:
-            return await work(services, session)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await work(services, session)
+        finally:
+            await services.close()
     finally:
         await engine.dispose()
 
@@ -145,10 +144,8 @@ def _audit_verify(settings: Settings) -> int:
 
 
 def _mail_send_pending(settings: Settings) -> int:
-    from server.mail.running import send_pending
-
     async def work(services: Services, session: Any) -> int:
-        report = await send_pending(settings, services.clock, make_sessionmaker(session.bind), services.audit)
+        report = await services.sender(make_sessionmaker(session.bind)).send_due()
         print(f"sent {report.sent}, will retry {report.retrying}, failed {report.failed}")
         return 1 if report.failed else 0
 
@@ -170,12 +167,9 @@ def _recording(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from server.recording.listing import list_recordings
-    from server.recording.review import ReviewService
-    from server.recording.setup import store_from_settings, wrapper_from_settings
 
     async def work(services: Services, session: Any) -> int:
-        review = ReviewService(store_from_settings(settings), wrapper_from_settings(settings, can_unwrap=True),
-                               services.audit)
+        review = services.review
         if args.recording_command == "list":
             listed = await list_recordings(session, services.consent,
                                            services.clock.now().astimezone(settings.zone).date())
@@ -203,7 +197,7 @@ def _recording(settings: Settings, args: argparse.Namespace) -> int:
 
 def _rotate_keys(settings: Settings, retire: bool) -> int:
     from server.recording.rotation import rotate_keys
-    from server.recording.setup import key_files
+    from server.services import key_files
 
     if settings.kms_key_id:
         raise CommandError("recording keys are wrapped by AWS KMS: rotate the KMS key in KMS instead")
@@ -220,10 +214,8 @@ def _rotate_keys(settings: Settings, retire: bool) -> int:
 def _retention_run(settings: Settings, dry_run: bool, as_json: bool) -> int:
     from dataclasses import asdict
 
-    from server.retention.running import job_from_settings
-
     async def work(services: Services, session: Any) -> int:
-        job = job_from_settings(settings, services.clock, services.audit)
+        job = services.retention
         due = await job.run(make_sessionmaker(session.bind), dry_run=dry_run)
         for policy in job.policies.reviews_due(job.today()):
             print(f"storage policy {policy.id} ({policy.source_file}) was due for review on {policy.next_review}",
@@ -242,27 +234,16 @@ def _retention_run(settings: Settings, dry_run: bool, as_json: bool) -> int:
 
 
 def _gdpr(settings: Settings, args: argparse.Namespace) -> int:
-    from server.gdpr import ClientErasure, SubjectAccess
-    from server.recording.review import ReviewService
-    from server.recording.setup import store_from_settings, wrapper_from_settings
-    from server.retention.running import job_from_settings
-
     async def work(services: Services, session: Any) -> int:
         actor = Actor("cli", "cli")
         if args.gdpr_command == "export":
-            review = ReviewService(store_from_settings(settings), wrapper_from_settings(settings, can_unwrap=True),
-                                   services.audit)
-            access = SubjectAccess(review, job_from_settings(settings, services.clock, services.audit).policies,
-                                   services.audit, services.clock, settings.organisation)
-            bundle = await access.export(session, actor, args.client, args.out)
+            bundle = await services.subject_access.export(session, actor, args.client, args.out)
             print(f"wrote {bundle.path}: {bundle.recordings} recording(s) decrypted; withheld for the "
                   f"safeguarding lead: {', '.join(bundle.withheld) or 'nothing'}")
             if bundle.unreadable:
                 print(f"could not read recording(s) {', '.join(bundle.unreadable)}: see recordings.json")
             return 0
-        erasure = ClientErasure(job_from_settings(settings, services.clock, services.audit), services.links,
-                                services.audit, services.clock)
-        report = await erasure.erase(make_sessionmaker(session.bind), actor, args.client, dry_run=args.dry_run)
+        report = await services.erasure.erase(make_sessionmaker(session.bind), actor, args.client, dry_run=args.dry_run)
         print("\n".join(report.lines()))
         return 0
 
@@ -270,8 +251,8 @@ def _gdpr(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _processing_record(settings: Settings, as_json: bool) -> int:
-    from server.retention.loader import load_policies
-    from server.retention.processing_record import processing_record, processing_record_dict
+    from server.storage_policies.loader import load_policies
+    from server.storage_policies.processing_record import processing_record, processing_record_dict
 
     policies = load_policies(settings.storage_policies)
     if as_json:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -53,6 +54,16 @@ class Clock(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Periodic:
+    """Periodic work a domain declares in its ``tasks.py``; the composition root starts it with ``every``."""
+
+    name: str
+    interval: float  # seconds between runs
+    run: Callable[[], Awaitable[object]]
+    run_now: bool = False  # first run at start-up rather than one interval later
+
+
 class LoopingCall:
     """Periodic work with one owner: a failed run is logged and the next one comes on time.
 
@@ -71,12 +82,16 @@ class LoopingCall:
         self._clock = clock
         self._fn = fn
         self._ran = asyncio.Condition()
-        self._task = asyncio.get_running_loop().create_task(self._loop(run_now), name=name)
+        # A deadline, not a duration: time that passes before the task first runs still counts (a test
+        # may advance a fake clock right after starting the call).
+        self._next = clock.monotonic() + (0.0 if run_now else interval)
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=name)
 
-    async def _loop(self, run_now: bool) -> None:
-        if not run_now:
-            await self._clock.sleep(self.interval)
+    async def _loop(self) -> None:
         while True:
+            delay = self._next - self._clock.monotonic()
+            if delay > 0:
+                await self._clock.sleep(delay)
             try:
                 await self._fn()
             except asyncio.CancelledError:
@@ -85,9 +100,9 @@ class LoopingCall:
                 self.failures += 1
                 log.exception("%s: run failed; trying again in %.0f s", self.name, self.interval)
             self.runs += 1
+            self._next = self._clock.monotonic() + self.interval  # the next run an interval after this one
             async with self._ran:
                 self._ran.notify_all()
-            await self._clock.sleep(self.interval)
 
     async def wait_runs(self, count: int) -> None:
         """Return once ``count`` runs have finished since this call started."""

@@ -1,5 +1,7 @@
 """Calendar arithmetic shared by every rule that counts years: training, DBS checks, retention, ages.
 
+One definition of age for every rule (consent, retention, booking): ``age_on``.
+
 A day that does not exist in the target month rolls forward to the next 1st (29 February + 1 year is
 1 March), so a period never ends early (Family Law Reform Act 1969 s. 9 for birthdays).
 """
@@ -23,3 +25,11 @@ def add_period(start: date, years: int = 0, months: int = 0, days: int = 0) -> d
 
 def add_years(day: date, years: int) -> date:
     return add_period(day, years=years)
+
+
+def age_on(date_of_birth: date, day: date) -> int:
+    """Completed years on ``day``; someone born on 29 February turns a year older on 1 March."""
+    years = day.year - date_of_birth.year
+    if (day.month, day.day) < (date_of_birth.month, date_of_birth.day):
+        years -= 1
+    return years

@@ -97,3 +97,7 @@ class PolicyViolation(DuetError):
     status = 409
     code = "policy"
     title = "Not allowed by policy"
+
+
+class CommandError(Exception):
+    """A failure a ``duet`` command prints as one line (not an HTTP problem)."""

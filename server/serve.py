@@ -11,18 +11,14 @@ from server.app import AccessLogger, create_app
 from server.config import Settings
 from server.db.engine import make_engine
 from server.db.migrate import pending
+from server.errors import CommandError
 from server.keys import AppKeys
-from server.recording.keywrap import X25519KeyFiles
-from server.retention.loader import load_policies
+from server.storage_policies.loader import load_policies
 
 log = logging.getLogger("duet")
 
 
-
-
 def serve(settings: Settings) -> int:
-    from server.cli import CommandError
-
     async def schema_ok() -> bool:
         engine = make_engine(settings.resolved_database_url)
         try:
@@ -34,7 +30,6 @@ def serve(settings: Settings) -> int:
     if not asyncio.run(schema_ok()):
         raise CommandError("the database schema is not up to date: run `duet migrate` first")
     keys = AppKeys.ensure(settings.keys_dir)
-    X25519KeyFiles(settings.keys_dir / "recording").ensure()
     app = create_app(settings, keys=keys, background_jobs=True)
 
     def announce(_: object) -> None:

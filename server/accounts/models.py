@@ -22,6 +22,10 @@ class Role(enum.StrEnum):
     HEAD_OF_SERVICE = "head_of_service"
 
 
+# The office: who sees every client, booking and consent (not only the ones they work with).
+OFFICE = frozenset({Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING})
+
+
 class DbsLevel(enum.StrEnum):
     """Disclosure and Barring Service check levels (policies/003_*: appropriate DBS before assignment)."""
 

@@ -21,14 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Role, Staff
 from server.audit.log import Actor, AuditLog
-from server.bookings.models import Booking, BookingKind, BookingStatus
+from server.bookings.models import LIVE, Booking, BookingKind, StaffUnavailability
+from server.bookings.rules import is_evening
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Conflict, Forbidden
-from server.visits.models import StaffUnavailability
-from server.visits.rules import is_evening
-
-LIVE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
 
 
 class EveningWork:

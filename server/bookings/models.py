@@ -6,7 +6,7 @@ Later issues add the face-to-face kinds (home and studio visits) as further ``Bo
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -32,6 +32,9 @@ class BookingStatus(enum.StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
     COMPLETED = "completed"
+
+
+LIVE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)  # still to take place (or waiting for a manager)
 
 
 class InviteeRole(enum.StrEnum):
@@ -116,3 +119,17 @@ class SessionAttendance(Base):
     def family(self) -> bool:
         """A guardian or the client, as opposed to staff."""
         return not self.subject.startswith("staff:")
+
+
+class StaffUnavailability(Base):
+    """A day a practitioner was unavailable for work: no evening sessions then without a manager (000)."""
+
+    __tablename__ = "staff_unavailability"
+    __table_args__ = (UniqueConstraint("staff_id", "day"),)
+
+    id: Mapped[intpk]
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    day: Mapped[date]
+    reason: Mapped[str] = mapped_column(String(500))
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    recorded_at: Mapped[datetime]

@@ -3,29 +3,42 @@
 A live session that needs a manager's agreement to evening work when it is booked (server/bookings/evening.py)
 is kept ``requested``, and nobody is invited, until a manager agrees; one blocked later (the practitioner
 marked unavailable that day) stays confirmed, but its practitioner cannot join until a manager agrees.
+The rules themselves are pure functions in ``server/bookings/rules.py``; this service gathers the facts,
+writes the rows and audits. Emails go out through a ``Notices`` given at construction (the invitations
+feature), in the booking's own transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Role, Staff
 from server.audit.log import Actor, AuditLog
-from server.bookings.models import Booking, BookingInvitee, BookingKind, BookingStatus, InviteeRole
+from server.bookings import rules
+from server.bookings.evening import EveningWork
+from server.bookings.models import LIVE, Booking, BookingInvitee, BookingKind, BookingStatus, InviteeRole
 from server.clock import Clock
 from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 from server.people.models import Client, Guardian
+from server.subjects import Subject
 
-if TYPE_CHECKING:
-    from server.bookings.evening import EveningWork
-    from server.bookings.notify import BookingNotifier
 
-MAX_DURATION_MINUTES = 240
+class Notices(Protocol):
+    """What a booking change tells people (server/invitations): called before the caller commits, so a
+    rolled-back change sends nothing."""
+
+    async def invite(self, session: AsyncSession, booking: Booking) -> int: ...
+
+    async def changed(self, session: AsyncSession, actor: Actor, booking: Booking, previous: datetime) -> int: ...
+
+    async def resend(self, session: AsyncSession, booking: Booking, subject: str) -> int: ...
+
+    async def cancelled(self, session: AsyncSession, actor: Actor, booking: Booking, reason: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -40,11 +53,11 @@ class NewBooking:
 
 
 class BookingService:
-    def __init__(self, clock: Clock, audit: AuditLog, notifier: BookingNotifier | None = None, *,
+    def __init__(self, clock: Clock, audit: AuditLog, notices: Notices | None = None, *,
                  evening: EveningWork) -> None:
         self._clock = clock
         self._audit = audit
-        self._notifier = notifier  # None only in tests that check the booking rules alone
+        self._notices = notices  # None only in tests that check the booking rules alone
         self.evening = evening
 
     async def create(self, session: AsyncSession, actor: Actor, new: NewBooking, *,
@@ -67,13 +80,7 @@ class BookingService:
             # Visits carry policy checks of their own (server.visits.services.VisitService.book).
             raise InvalidInput("Book home visits, studio visits and setting sessions through /api/v1/visits.",
                                field="kind")
-        if new.starts_at.tzinfo is None:
-            raise InvalidInput("Give the start time with its time zone offset.", field="starts_at")
-        if new.starts_at < now - (timedelta(minutes=5) if allow_started else timedelta(0)):
-            raise InvalidInput("The session would start in the past. Choose a later start time.", field="starts_at")
-        if not 5 <= new.duration_minutes <= MAX_DURATION_MINUTES:
-            raise InvalidInput(f"The duration must be between 5 and {MAX_DURATION_MINUTES} minutes.",
-                               field="duration_minutes")
+        rules.check_time(new.starts_at, new.duration_minutes, now, allow_started=allow_started)
         practitioner = await session.get(Staff, new.practitioner_id)
         if practitioner is None or not practitioner.has_role(Role.PRACTITIONER):
             raise NotFound(f"There is no practitioner with id {new.practitioner_id}.", field="practitioner_id")
@@ -100,38 +107,16 @@ class BookingService:
                 raise PolicyViolation(f"{guardian.name}'s approval is suspended.", field="guardian_ids",
                                       rule="suspension")
             invitees.append(BookingInvitee(role=InviteeRole.GUARDIAN, guardian_id=gid))
+        rules.check_invitees(rules.Invitees(
+            client_name=client.name, adult=adult, needs_one_to_one_support=client.needs_one_to_one_support,
+            client_has_email=bool(client.email), guardians=len(invitees), invite_client=new.invite_client))
         if new.invite_client:
-            if not adult:
-                raise PolicyViolation(f"{client.name} is under 18 on the day; invite a guardian instead.",
-                                      field="invite_client", rule="child_joins_with_guardian")
-            if not client.email:
-                raise InvalidInput(f"{client.name} has no email address to send the link to.", field="invite_client")
             invitees.append(BookingInvitee(role=InviteeRole.CLIENT, client_id=client.id))
-        if not invitees:
-            raise InvalidInput("Invite at least one guardian or the adult client.", field="guardian_ids")
-        if client.needs_one_to_one_support and not any(i.role == InviteeRole.GUARDIAN for i in invitees):
-            # policies/000_*: a participant needing 1:1 support is accompanied by a known responsible adult
-            raise PolicyViolation(f"{client.name} needs 1:1 support: invite the responsible adult agreed for the "
-                                  "pastoral role (a linked guardian or carer) as well.", field="guardian_ids",
-                                  rule="one_to_one_support")
-        clash = (
-            await session.execute(
-                select(Booking.id).where(
-                    Booking.practitioner_id == practitioner.id,
-                    Booking.status.in_((BookingStatus.CONFIRMED, BookingStatus.REQUESTED)),
-                    Booking.starts_at < new.starts_at + timedelta(minutes=new.duration_minutes),
-                    Booking.starts_at > new.starts_at - timedelta(minutes=MAX_DURATION_MINUTES),
-                )
-            )
-        ).scalars().all()
-        for other_id in clash:
-            other = await session.get(Booking, other_id)
-            if other is not None and other.ends_at > new.starts_at:
-                raise Conflict(f"{practitioner.name} already has booking {other.id} at that time.", field="starts_at")
+        await self.check_free(session, practitioner, new.starts_at, new.duration_minutes)
         booking = Booking(
             kind=new.kind.value, practitioner_id=practitioner.id, client_id=client.id, starts_at=new.starts_at,
             duration_minutes=new.duration_minutes, status=BookingStatus.CONFIRMED, sequence=0,
-            created_by_id=int(actor.ref.split(":")[1]) if actor.ref.startswith("staff:") else None,
+            created_by_id=subject.id if (subject := Subject.parse(actor.ref)) and subject.is_staff else None,
             created_at=now, invitees=invitees,
         )
         waiting = await self.evening.block(session, booking) if new.kind.is_remote else None
@@ -144,8 +129,8 @@ class BookingService:
             "invitees": [i.subject for i in invitees], "status": booking.status, "waiting_for": waiting,
         })
         # Same transaction: a rolled-back booking sends nothing.
-        if booking.status == BookingStatus.CONFIRMED and (notifier := self._notifier_for(booking)) is not None:
-            await notifier.invite(session, booking)
+        if booking.status == BookingStatus.CONFIRMED and (notices := self._notices_for(booking)) is not None:
+            await notices.invite(session, booking)
         return booking
 
     async def blocked_reason(self, session: AsyncSession, booking: Booking) -> str | None:
@@ -168,13 +153,32 @@ class BookingService:
             booking.status = BookingStatus.CONFIRMED
             await self._audit.record(session, actor, "booking.confirmed", f"booking:{booking.id}",
                                      {"after": "evening agreement"})
-            if (notifier := self._notifier_for(booking)) is not None:
-                await notifier.invite(session, booking)
+            if (notices := self._notices_for(booking)) is not None:
+                await notices.invite(session, booking)
         return booking
 
-    def _notifier_for(self, booking: Booking) -> BookingNotifier | None:
+    def _notices_for(self, booking: Booking) -> Notices | None:
         """Remote sessions only: their emails carry join, device-check and consent links a visit has no use for."""
-        return self._notifier if BookingKind(booking.kind).is_remote else None
+        return self._notices if BookingKind(booking.kind).is_remote else None
+
+    async def check_free(self, session: AsyncSession, practitioner: Staff, starts_at: datetime,
+                         duration_minutes: int, *, moving: int | None = None) -> None:
+        """Refuse a time that overlaps another live booking of the practitioner (``moving``: the booking
+        being moved, which cannot clash with itself)."""
+        earliest, latest = rules.clash_window(starts_at, duration_minutes)
+        query = select(Booking).where(Booking.practitioner_id == practitioner.id, Booking.status.in_(LIVE),
+                                      Booking.starts_at < latest, Booking.starts_at > earliest)
+        if moving is not None:
+            query = query.where(Booking.id != moving)
+        others = (await session.execute(query)).scalars().all()
+        rules.check_no_clash(practitioner.name, starts_at, duration_minutes,
+                             (rules.Slot(o.id, o.starts_at, o.ends_at) for o in others))
+
+    async def set_music_mode(self, session: AsyncSession, actor: Actor, booking_id: int, on: bool) -> None:
+        """The practitioner switched music mode in the live session; kept for the next join, audited."""
+        booking = await self.get(session, booking_id)
+        booking.music_mode = on
+        await self._audit.record(session, actor, "session.music_mode", f"booking:{booking_id}", {"on": on})
 
     async def get(self, session: AsyncSession, booking_id: int) -> Booking:
         booking = await session.get(Booking, booking_id)
@@ -190,8 +194,8 @@ class BookingService:
         booking.status = BookingStatus.CANCELLED
         booking.sequence += 1
         await self._audit.record(session, actor, "booking.cancelled", f"booking:{booking.id}", {"reason": reason})
-        if invited and (notifier := self._notifier_for(booking)) is not None:
-            await notifier.cancelled(session, actor, booking, reason)
+        if invited and (notices := self._notices_for(booking)) is not None:
+            await notices.cancelled(session, actor, booking, reason)
 
     async def reschedule(self, session: AsyncSession, actor: Actor, booking: Booking, starts_at: datetime,
                          duration_minutes: int | None = None) -> None:
@@ -201,22 +205,12 @@ class BookingService:
         if not BookingKind(booking.kind).is_remote:  # moving it could break every visit rule checked at booking
             raise PolicyViolation("A visit cannot be moved: cancel it and book the new time through /api/v1/visits, "
                                   "so that the visit rules are checked again.", rule="visit_reschedule")
-        if starts_at.tzinfo is None:
-            raise InvalidInput("Give the start time with its time zone offset.", field="starts_at")
-        if starts_at < self._clock.now():
-            raise InvalidInput("The session would start in the past. Choose a later start time.", field="starts_at")
         duration = duration_minutes or booking.duration_minutes
-        if not 5 <= duration <= MAX_DURATION_MINUTES:
-            raise InvalidInput(f"The duration must be between 5 and {MAX_DURATION_MINUTES} minutes.",
-                               field="duration_minutes")
-        clash = (await session.execute(select(Booking).where(
-            Booking.practitioner_id == booking.practitioner_id, Booking.id != booking.id,
-            Booking.status.in_((BookingStatus.CONFIRMED, BookingStatus.REQUESTED)),
-            Booking.starts_at < starts_at + timedelta(minutes=duration),
-            Booking.starts_at > starts_at - timedelta(minutes=MAX_DURATION_MINUTES)))).scalars().all()
-        for other in clash:
-            if other.ends_at > starts_at:
-                raise Conflict(f"The practitioner already has booking {other.id} at that time.", field="starts_at")
+        rules.check_time(starts_at, duration, self._clock.now())
+        practitioner = await session.get(Staff, booking.practitioner_id)
+        if practitioner is None:
+            raise NotFound(f"Booking {booking.id} lost its practitioner.")
+        await self.check_free(session, practitioner, starts_at, duration, moving=booking.id)
         previous = booking.starts_at
         booking.starts_at, booking.duration_minutes = starts_at, duration
         booking.sequence += 1
@@ -226,19 +220,19 @@ class BookingService:
         await self._audit.record(session, actor, "booking.rescheduled", f"booking:{booking.id}", {
             "from": previous.isoformat(), "to": starts_at.isoformat(), "duration_minutes": duration,
             "evening_agreement_withdrawn": withdrawn})
-        if (notifier := self._notifier_for(booking)) is not None:
-            await notifier.changed(session, actor, booking, previous)
+        if (notices := self._notices_for(booking)) is not None:
+            await notices.changed(session, actor, booking, previous)
 
     async def resend(self, session: AsyncSession, actor: Actor, booking: Booking, subject: str) -> None:
         """Revoke one person's join link and email them a new one (the lost-email case)."""
         if booking.status != BookingStatus.CONFIRMED:
             raise Conflict(f"Booking {booking.id} is {booking.status}; there is nothing to resend.")
-        invited = {i.subject for i in booking.invitees} | {f"staff:{booking.practitioner_id}"}
+        invited = {i.subject for i in booking.invitees} | {Subject.staff(booking.practitioner_id)}
         if subject not in invited:
             raise NotFound(f"{subject} is not invited to booking {booking.id}.", field="subject")
         await self._audit.record(session, actor, "booking.link_resent", f"booking:{booking.id}", {"subject": subject})
-        if (notifier := self._notifier_for(booking)) is not None:
-            await notifier.resend(session, booking, subject)
+        if (notices := self._notices_for(booking)) is not None:
+            await notices.resend(session, booking, subject)
 
     async def between(self, session: AsyncSession, start: datetime, end: datetime,
                       practitioner_id: int | None = None) -> list[Booking]:

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Staff
-from server.bookings.evening import LIVE, EveningWork
-from server.bookings.models import Booking, BookingKind, BookingStatus
+from server.bookings.evening import EveningWork
+from server.bookings.models import LIVE, Booking, BookingKind, BookingStatus
 from server.people.models import Client
 
 EVENING = "evening agreement"

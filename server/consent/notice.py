@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.retention.loader import load_policies
+from server.storage_policies.loader import load_policies
 
 
 @dataclass(frozen=True)

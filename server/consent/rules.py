@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from server.consent.models import Capacity
-from server.people.models import age_on
+from server.dates import age_on
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.log import Actor, AuditLog
 from server.bookings.models import BookingStatus
+from server.chat.models import ChatMessage
 from server.checks.models import CheckRun
 from server.clock import Clock
 from server.errors import Conflict
 from server.gdpr.subject import Subject, load_subject
-from server.links.service import LinkService
+from server.links.services import LinkService
 from server.mail.models import OutboxMessage
 from server.plans.models import BlendedPlan, PlanResource
 from server.recording.models import RecordingStatus
 from server.retention.job import RetentionJob
-from server.retention.policies import AtEnd
-from server.signalling.models import ChatMessage
+from server.storage_policies.models import AtEnd
 from server.visits.models import Visit, VisitRecord
 
 KEPT_RECORDS = (

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking
 from server.errors import NotFound
 from server.people.models import Client, Guardian, GuardianLink
+from server.recording.holds import open_holds
 from server.recording.models import Recording
-from server.retention.policies import PolicySet
-from server.safeguarding.models import RecordingHold
+from server.storage_policies.models import PolicySet
 
 
 @dataclass
@@ -57,9 +57,7 @@ async def load_subject(session: AsyncSession, client_id: int) -> Subject:
     ids = [b.id for b in bookings]
     recordings = list((await session.scalars(
         select(Recording).where(Recording.booking_id.in_(ids)).order_by(Recording.started_at))).all()) if ids else []
-    holds = (await session.scalars(select(RecordingHold).where(
-        RecordingHold.lifted_at.is_(None),
-        or_(RecordingHold.client_id == client.id, RecordingHold.booking_id.in_(ids))))).all()
+    holds = await open_holds(session, booking_ids=ids, client_ids=[client.id])
     held = set(ids) if any(h.client_id == client.id for h in holds) else {
         h.booking_id for h in holds if h.booking_id is not None}
     return Subject(client, guardians, sole, bookings, recordings, held)

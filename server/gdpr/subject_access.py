@@ -14,6 +14,7 @@ import json
 import os
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from server.accounts.models import Staff
 from server.audit.log import Actor, AuditLog
 from server.audit.models import AuditEvent
 from server.bookings.models import SessionAttendance
+from server.chat.models import ChatMessage
 from server.checks.models import CheckRun
 from server.clock import Clock
 from server.consent.models import ConsentRecord
@@ -36,8 +38,7 @@ from server.recording.models import Recording
 from server.recording.reader import RecordingMissing
 from server.recording.review import ReviewService
 from server.recording.sealing import DamagedChunk, SealingError
-from server.retention.policies import PolicySet
-from server.signalling.models import ChatMessage
+from server.storage_policies.models import PolicySet
 from server.visits.models import Visit, VisitRecord
 
 README = """\
@@ -106,11 +107,15 @@ def row_dict(row: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 class SubjectAccess:
-    def __init__(self, review: ReviewService, policies: PolicySet, audit: AuditLog, clock: Clock,
+    def __init__(self, review: ReviewService, policies: Callable[[], PolicySet], audit: AuditLog, clock: Clock,
                  organisation: str) -> None:
-        self.review, self.policies, self.audit, self.clock = review, policies, audit, clock
+        self.review, self.audit, self.clock = review, audit, clock
         self.organisation = organisation
-        self._safeguarding = safeguarding_policies(policies)
+        self._safeguarding_of = policies  # read on first use: a process that never exports needs no policies
+
+    @property
+    def _safeguarding(self) -> set[str]:
+        return safeguarding_policies(self._safeguarding_of())
 
     def _withhold(self, subject: Subject, rec: Recording) -> bool:
         return subject.is_held(rec) or rec.policy_id in self._safeguarding

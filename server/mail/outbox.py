@@ -14,8 +14,6 @@ runs out, with the same Message-ID, which receivers use to spot the duplicate.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -162,7 +160,6 @@ class Sender:
         retry: RetryPolicy | None = None,
         batch_size: int = 20,
         lease: timedelta = timedelta(minutes=5),
-        poll_interval: float = 10.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -173,12 +170,6 @@ class Sender:
         self._retry = retry or RetryPolicy()
         self._batch = batch_size
         self._lease = lease
-        self._poll = poll_interval
-        self._wake = asyncio.Event()
-
-    def notify(self) -> None:
-        """Ask a running ``run_forever`` to look now (call after committing an enqueue)."""
-        self._wake.set()
 
     async def send_pending_once(self) -> SendReport:
         """Lease one batch of due rows, send each, and record the outcome."""
@@ -194,33 +185,16 @@ class Sender:
                 retrying += 1
         return SendReport(sent=sent, retrying=retrying, failed=failed)
 
-    async def run_forever(self, stop_event: asyncio.Event) -> None:
-        """Send until ``stop_event`` is set; sleeps ``poll_interval`` (or until notified) when idle."""
-        while not stop_event.is_set():
-            self._wake.clear()  # before the pass: a notify during it triggers another pass
-            try:
-                report = await self.send_pending_once()
-            except Exception:  # a database hiccup must not end the loop
-                log.exception("outbox: sending pass failed; trying again later")
-                report = SendReport()
-            if report.handled >= self._batch:
-                continue  # more may be waiting
-            await self._idle(stop_event)
-
-    async def _idle(self, stop_event: asyncio.Event) -> None:
-        waiters = {
-            asyncio.ensure_future(self._clock.sleep(self._poll)),
-            asyncio.ensure_future(stop_event.wait()),
-            asyncio.ensure_future(self._wake.wait()),
-        }
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            for waiter in waiters:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waiter
+    async def send_due(self) -> SendReport:
+        """Send every row that is due, batch after batch, until a batch comes back short or nothing in it
+        went out (only retries left): ``duet mail send-pending`` and each tick of ``duet serve``'s sender."""
+        total = SendReport()
+        while True:
+            report = await self.send_pending_once()
+            total = SendReport(total.sent + report.sent, total.retrying + report.retrying,
+                               total.failed + report.failed)
+            if report.handled < self._batch or report.sent + report.failed == 0:
+                return total
 
     # ---- leasing ----------------------------------------------------------
 

@@ -52,6 +52,10 @@ class MailTransport(Protocol):
         """Deliver ``message`` or raise ``TransientMailError`` / ``PermanentMailError``."""
         ...
 
+    async def close(self) -> None:
+        """Release what the transport holds open (process shutdown)."""
+        ...
+
 
 def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
     """Sender and recipients from the headers; refuse a message without a Message-ID or recipient."""
@@ -79,6 +83,9 @@ class FolderTransport:
 
     def __repr__(self) -> str:
         return f"FolderTransport({str(self.folder)!r})"
+
+    async def close(self) -> None:
+        """Nothing is held open: each message is one file."""
 
     def path_for(self, message: EmailMessage) -> Path:
         """The file a message with this Message-ID is written to."""
@@ -165,6 +172,9 @@ class SmtpTransport:
             if isinstance(plain, asyncio.WriteTransport):
                 plain.abort()
             raise
+
+    async def close(self) -> None:
+        """Nothing is held open: each delivery opens and ends its own connection."""
 
     async def send(self, message: EmailMessage) -> None:
         sender, recipients = _envelope(message)

@@ -10,15 +10,8 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from server.dates import age_on
 from server.db.base import Base, intpk
-
-
-def age_on(date_of_birth: date, day: date) -> int:
-    """Completed years on ``day``; someone born on 29 February turns a year older on 1 March."""
-    years = day.year - date_of_birth.year
-    if (day.month, day.day) < (date_of_birth.month, date_of_birth.day):
-        years -= 1
-    return years
 
 
 class Client(Base):

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Staff
@@ -21,8 +21,8 @@ from server.bookings.models import Booking
 from server.consent.rules import holds
 from server.consent.services import SCOPES, ConsentService
 from server.people.models import Client
+from server.recording.holds import covers, open_holds
 from server.recording.models import Recording, RecordingStatus
-from server.safeguarding.models import RecordingHold
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,6 @@ async def _people(session: AsyncSession, recording_ids: set[str]) -> dict[str, l
     return found
 
 
-async def _holds(session: AsyncSession, bookings: list[Booking]) -> list[RecordingHold]:
-    booking_ids = [b.id for b in bookings]
-    client_ids = sorted({b.client_id for b in bookings})
-    if not bookings:
-        return []
-    return list((await session.scalars(select(RecordingHold).where(
-        RecordingHold.lifted_at.is_(None),
-        or_(RecordingHold.booking_id.in_(booking_ids), RecordingHold.client_id.in_(client_ids))))).all())
-
-
 async def list_recordings(session: AsyncSession, consent: ConsentService, today: date) -> list[Listed]:
     rows = (await session.execute(
         select(Recording, Booking, Client, Staff)
@@ -80,7 +70,8 @@ async def list_recordings(session: AsyncSession, consent: ConsentService, today:
     )).all()
     people = await _people(session, {str(r.id) for r, *_ in rows})
     facts = await consent.facts(session, {p for group in people.values() for p in group})
-    open_holds = await _holds(session, [b for _, b, _, _ in rows])
+    held = await open_holds(session, booking_ids=[b.id for _, b, _, _ in rows],
+                            client_ids=[b.client_id for _, b, _, _ in rows])
     listed = []
     for recording, booking, client, practitioner in rows:
         recorded = people.get(str(recording.id), [])
@@ -90,8 +81,7 @@ async def list_recordings(session: AsyncSession, consent: ConsentService, today:
         if recording.status == RecordingStatus.STOPPED.value and recording.ended_at is not None:
             duration = round((recording.ended_at - recording.started_at).total_seconds())
         kept = [HoldSummary("safeguarding" if h.concern_id is not None else "legal", h.reason, h.placed_at)
-                for h in open_holds if h.booking_id == booking.id
-                or (h.booking_id is None and h.client_id == booking.client_id)]
+                for h in held if covers(h, booking.id, booking.client_id)]
         listed.append(Listed(
             str(recording.id), booking.id, client.name, practitioner.name, recording.started_at,
             recording.ended_at, duration, recording.status, recording.policy_id, recording.erase_at,

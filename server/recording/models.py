@@ -1,4 +1,9 @@
-"""A recording's database row: its wrapped data key and header live here before any chunk exists."""
+"""A recording's database row (its wrapped data key and header live here before any chunk exists), and the
+holds that keep recordings from erasure.
+
+``RecordingHold`` is the contract with retention: while a row for a booking (or for every booking of a
+client) has ``lifted_at`` NULL, recordings it covers must not be deleted, whatever their policy says.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.db.base import Base
+from server.db.base import Base, intpk
 
 
 class RecordingStatus(enum.StrEnum):
@@ -44,3 +49,23 @@ class Recording(Base):
     erase_at: Mapped[datetime | None]  # set by retention (storage_policies/)
     policy_id: Mapped[str | None] = mapped_column(String(64))  # the storage policy that set erase_at
     erased_at: Mapped[datetime | None]  # the wrapped key was destroyed then (crypto-shredding)
+
+
+class RecordingHold(Base):
+    """Recordings of a booking, or of all a client's bookings, kept while a concern or a legal matter needs
+    them. A legal hold (a claim, an inquiry, a court order) has no concern."""
+
+    __tablename__ = "recording_holds"
+    __table_args__ = (
+        CheckConstraint("booking_id IS NOT NULL OR client_id IS NOT NULL", name="has_scope"),
+    )
+
+    id: Mapped[intpk]
+    concern_id: Mapped[int | None] = mapped_column(ForeignKey("concerns.id"), index=True)  # None: a legal hold
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(2000))
+    placed_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    placed_at: Mapped[datetime]
+    lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    lifted_at: Mapped[datetime | None]

@@ -90,6 +90,10 @@ class RecordingStore(Protocol):
         """True if the recording has at least one chunk."""
         ...
 
+    async def close(self) -> None:
+        """Release connections and threads (process shutdown, the end of a CLI command)."""
+        ...
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -140,6 +144,9 @@ class FolderStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    async def close(self) -> None:
+        """Nothing to release: files are opened per call."""
 
     def _dir(self, recording_id: uuid.UUID) -> Path:
         return self.root / str(uuid.UUID(str(recording_id)))
@@ -247,7 +254,11 @@ class S3Store:
         )
         return cls(client, bucket, prefix=prefix, max_concurrency=max_concurrency)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await asyncio.to_thread(self.shutdown)
+
+    def shutdown(self) -> None:
+        """``close`` for code without an event loop (test fixtures): wait for the threads, end the client."""
         self._pool.shutdown(wait=True)
         self._client.close()
 

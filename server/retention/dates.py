@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Staff
@@ -24,11 +24,12 @@ from server.audit.log import Actor, AuditLog
 from server.bookings.models import Booking, BookingStatus
 from server.clock import Clock
 from server.people.models import Client
+from server.recording.holds import open_holds
 from server.recording.models import Recording
-from server.retention.loader import load_policies
-from server.retention.policies import PolicySet, ProvisionType, RecordingKind
-from server.retention.rules import RecordingFacts, choose_policy, erase_date
-from server.safeguarding.models import Concern, RecordingHold
+from server.safeguarding.models import Concern
+from server.storage_policies.loader import load_policies
+from server.storage_policies.models import PolicySet, ProvisionType, RecordingKind
+from server.storage_policies.rules import RecordingFacts, choose_policy, erase_date
 
 ACTOR = Actor("system", "retention")
 
@@ -51,9 +52,7 @@ class EraseDates:
 
     async def _active_holds(self, session: AsyncSession, booking: Booking) -> tuple[bool, bool]:
         """(held at all, held for a safeguarding concern): a legal hold keeps but does not flag."""
-        holds = (await session.scalars(select(RecordingHold).where(
-            RecordingHold.lifted_at.is_(None),
-            or_(RecordingHold.booking_id == booking.id, RecordingHold.client_id == booking.client_id)))).all()
+        holds = await open_holds(session, booking_ids=[booking.id], client_ids=[booking.client_id])
         return bool(holds), any(h.concern_id is not None for h in holds)
 
     @staticmethod

@@ -15,19 +15,17 @@ import logging
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.audit.log import AuditLog
-from server.clock import Clock
 from server.recording.models import Recording
 from server.recording.stores import RecordingStore
 from server.retention.dates import ACTOR, EraseDates
-from server.retention.policies import AtEnd, PolicySet
+from server.storage_policies.models import AtEnd, PolicySet
 
 log = logging.getLogger("duet.retention")
 Action = Literal["erase", "review", "held", "finish_erasure"]
@@ -42,12 +40,19 @@ class Due:
     action: Action
 
 
+DAY = 24 * 3600.0
+
+
 class RetentionJob:
-    def __init__(self, policies: PolicySet, clock: Clock, audit: AuditLog, store: RecordingStore,
-                 spool_root: Path, zone_name: str = "Europe/London") -> None:
-        self.dates = EraseDates(policies, clock, audit, zone_name)
-        self.policies, self.clock, self.audit, self.store = policies, clock, audit, store
+    def __init__(self, dates: EraseDates, store: RecordingStore, spool_root: Path) -> None:
+        self.dates = dates
+        self.clock, self.audit, self.store = dates.clock, dates.audit, store
         self.spool_root = spool_root
+        self._last_run: float | None = None  # monotonic time of the last run that finished
+
+    @property
+    def policies(self) -> PolicySet:
+        return self.dates.policies
 
     def today(self) -> date:
         return self.dates.today()
@@ -113,17 +118,21 @@ class RetentionJob:
                                         asdict(item))
                 await session.commit()
 
-    async def run_daily(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        """Inside ``duet serve``: a run at start-up, then one a day.
+    @property
+    def last_run_ago(self) -> timedelta | None:
+        """How long since the last run finished in this process (None: not yet)."""
+        return None if self._last_run is None else timedelta(seconds=self.clock.monotonic() - self._last_run)
 
-        A failed run (the store or the database away) is logged and tried again in an hour: the job must
-        never stop for good, and erasure is idempotent, so a retry finishes what the failure left.
+    async def run_if_due(self, sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+        """Inside ``duet serve`` (called every hour): a run at start-up, then one a day.
+
+        A failed run (the store or the database away) raises, and the hourly call tries again: the job
+        never stops for good, and erasure is idempotent, so a retry finishes what the failure left.
+        Returns whether it ran.
         """
-        while True:
-            try:
-                await self.run(sessionmaker)
-            except Exception:  # noqa: BLE001 - any failure: log it, keep the daily job alive
-                log.exception("retention run failed; trying again in an hour")
-                await self.clock.sleep(3600)
-                continue
-            await self.clock.sleep(24 * 3600)
+        now = self.clock.monotonic()
+        if self._last_run is not None and now - self._last_run < DAY:
+            return False
+        await self.run(sessionmaker)
+        self._last_run = now
+        return True

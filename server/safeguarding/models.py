@@ -1,16 +1,12 @@
-"""Safeguarding concerns and the holds they place on recordings (policies/000_*, 004_*).
-
-``RecordingHold`` is the contract with recording retention: while a row for a booking (or for every
-booking of a client) has ``lifted_at`` NULL, recordings it covers must not be deleted, whatever their
-retention period says.
-"""
+"""Safeguarding concerns (policies/000_*, 004_*). The holds a concern places on recordings live with the
+recordings (server/recording/holds.py)."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, intpk
@@ -64,23 +60,3 @@ class Concern(Base):
     discussed_with_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     discussion_note: Mapped[str | None] = mapped_column(Text)
     escalated_at: Mapped[datetime | None]
-
-
-class RecordingHold(Base):
-    """Recordings of a booking, or of all a client's bookings, kept while a concern or a legal matter needs
-    them. A legal hold (a claim, an inquiry, a court order) has no concern."""
-
-    __tablename__ = "recording_holds"
-    __table_args__ = (
-        CheckConstraint("booking_id IS NOT NULL OR client_id IS NOT NULL", name="has_scope"),
-    )
-
-    id: Mapped[intpk]
-    concern_id: Mapped[int | None] = mapped_column(ForeignKey("concerns.id"), index=True)  # None: a legal hold
-    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True)
-    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True)
-    reason: Mapped[str] = mapped_column(String(2000))
-    placed_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
-    placed_at: Mapped[datetime]
-    lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    lifted_at: Mapped[datetime | None]

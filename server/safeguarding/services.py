@@ -29,9 +29,10 @@ from server.links.models import AccessLink
 from server.mail import messages
 from server.mail.outbox import enqueue
 from server.people.models import Client, Guardian
-from server.retention.dates import EraseDates
-from server.safeguarding.models import Concern, ConcernCategory, RecordingHold
-from server.visits.rules import CONCERN_DISCUSS_WITHIN, concern_overdue
+from server.recording.holds import EraseDateRefresh, Holds
+from server.recording.models import RecordingHold
+from server.safeguarding.models import Concern, ConcernCategory
+from server.safeguarding.rules import CONCERN_DISCUSS_WITHIN, concern_overdue
 
 READERS = frozenset({Role.SAFEGUARDING, Role.MANAGER})
 # Who can raise a concern, by actor ref kind: the table holding their name, and how the name is shown.
@@ -48,9 +49,11 @@ class NewConcern:
 
 
 class SafeguardingService:
-    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, erase_dates: EraseDates) -> None:
+    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, holds: Holds,
+                 erase_dates: EraseDateRefresh) -> None:
         self._settings = settings
-        self._erase_dates = erase_dates  # a hold switches recordings to the safeguarding policy, lifting back
+        self._holds = holds
+        self._erase_dates = erase_dates  # a concern about a session moves its recordings under safeguarding
         self._clock = clock
         self._audit = audit
         self._org = messages.Organisation(settings.organisation, settings.mail_from)
@@ -205,15 +208,8 @@ class SafeguardingService:
         client_id = concern.client_id if whole_client or booking_id is None else None
         if booking_id is None and client_id is None:
             raise InvalidInput("This concern names no booking or client whose recordings could be held.")
-        hold = RecordingHold(concern_id=concern.id, booking_id=booking_id, client_id=client_id, reason=reason,
-                             placed_by_id=staff.id, placed_at=self._clock.now())
-        session.add(hold)
-        await session.flush()
-        await self._audit.record(session, actor, "recording.hold_placed", f"concern:{concern.id}",
-                                 {"hold_id": hold.id, "booking_id": booking_id, "client_id": client_id,
-                                  "reason": reason})
-        await self._refresh_dates(session, hold)
-        return hold
+        return await self._holds.place(session, actor, staff.id, reason, booking_id=booking_id, client_id=client_id,
+                                       concern_id=concern.id, target=f"concern:{concern.id}")
 
     async def place_legal_hold(self, session: AsyncSession, actor: Actor, staff: Staff, client_id: int,
                                booking_id: int | None, reason: str) -> RecordingHold:
@@ -224,46 +220,8 @@ class SafeguardingService:
             booking = await session.get(Booking, booking_id)
             if booking is None or booking.client_id != client_id:
                 raise NotFound(f"Client {client_id} has no booking with id {booking_id}.", field="booking_id")
-        hold = RecordingHold(concern_id=None, booking_id=booking_id, client_id=None if booking_id else client_id,
-                             reason=reason, placed_by_id=staff.id, placed_at=self._clock.now())
-        session.add(hold)
-        await session.flush()
-        await self._audit.record(session, actor, "recording.hold_placed", f"client:{client_id}",
-                                 {"hold_id": hold.id, "kind": "legal", "booking_id": booking_id, "reason": reason})
-        await self._refresh_dates(session, hold)
-        return hold
-
-    async def lift_hold(self, session: AsyncSession, actor: Actor, staff: Staff, hold_id: int,
-                        reason: str) -> RecordingHold:
-        hold = await session.get(RecordingHold, hold_id)
-        if hold is None:
-            raise NotFound(f"There is no recording hold with id {hold_id}.")
-        if hold.lifted_at is not None:
-            raise Conflict("This hold has already been lifted.")
-        hold.lifted_by_id, hold.lifted_at = staff.id, self._clock.now()
-        target = f"concern:{hold.concern_id}" if hold.concern_id is not None else f"hold:{hold.id}"
-        await self._audit.record(session, actor, "recording.hold_lifted", target,
-                                 {"hold_id": hold.id, "reason": reason})
-        await session.flush()
-        await self._refresh_dates(session, hold)
-        return hold
-
-    async def _refresh_dates(self, session: AsyncSession, hold: RecordingHold) -> None:
-        if hold.client_id is not None:
-            await self._erase_dates.refresh_client(session, hold.client_id)
-        elif hold.booking_id is not None:
-            await self._erase_dates.refresh_booking(session, hold.booking_id)
-
-    @staticmethod
-    async def held(session: AsyncSession, booking_id: int) -> bool:
-        """True while any hold covers the recordings of ``booking_id``: retention must keep them."""
-        booking = await session.get(Booking, booking_id)
-        if booking is None:
-            return False
-        rows = await session.execute(select(RecordingHold.id).where(
-            RecordingHold.lifted_at.is_(None),
-            (RecordingHold.booking_id == booking_id) | (RecordingHold.client_id == booking.client_id)))
-        return rows.first() is not None
+        return await self._holds.place(session, actor, staff.id, reason, booking_id=booking_id, client_id=client_id,
+                                       target=f"client:{client_id}")
 
     # ---- suspension of clients and families ---------------------------------------------------------------
     async def suspend(self, session: AsyncSession, actor: Actor, staff: Staff, person: Client | Guardian,

@@ -9,7 +9,7 @@ rows of their own (``VisitAlert``), unique per visit and stage, so an alert is n
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import Boolean, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -132,17 +132,3 @@ class VisitAlert(Base):
     sent_at: Mapped[datetime]
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     acknowledged_at: Mapped[datetime | None]
-
-
-class StaffUnavailability(Base):
-    """A day a practitioner was unavailable for work: no evening sessions then without a manager (000)."""
-
-    __tablename__ = "staff_unavailability"
-    __table_args__ = (UniqueConstraint("staff_id", "day"),)
-
-    id: Mapped[intpk]
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
-    day: Mapped[date]
-    reason: Mapped[str] = mapped_column(String(500))
-    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
-    recorded_at: Mapped[datetime]

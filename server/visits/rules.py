@@ -15,14 +15,13 @@ who sees them, so the service can refuse with every reason at once. Sources:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from server.visits.models import AlertStage, LocationKind
 
 MIN_HOME_VISIT_MINUTES = 30
 DOOR_WAIT = timedelta(minutes=5)
 CHECKLIST_VALID_DAYS = 365
-CONCERN_DISCUSS_WITHIN = timedelta(hours=24)
 MIN_REASON = 10  # characters: "home visit because ..." needs more than a word
 
 
@@ -67,13 +66,6 @@ def home_visit_reasons(duration_minutes: int, clients: int, conditions: Conditio
         if len(conditions.evidence.strip()) < 3:
             reasons.append("say where the account holder's written confirmation is kept")
     return reasons
-
-
-def is_evening(start_local: datetime, duration_minutes: int, evening_hour: int) -> bool:
-    """policies/003_*: a visit running past ``evening_hour`` (local time) is out of hours."""
-    end_local = start_local + timedelta(minutes=duration_minutes)
-    limit = datetime.combine(start_local.date(), time(evening_hour), start_local.tzinfo)
-    return end_local > limit
 
 
 def needs_responsible_adult(adult: bool, needs_one_to_one_support: bool) -> bool:
@@ -145,9 +137,3 @@ def overdue_stage(expected_return: datetime | None, finished: bool, now: datetim
             and AlertStage.MANAGER in sent and not acknowledged):
         return AlertStage.SAFEGUARDING
     return None
-
-
-def concern_overdue(discuss_by: datetime, discussed_at: datetime | None, escalated_at: datetime | None,
-                    now: datetime) -> bool:
-    """policies/001_*: an issue is discussed with a manager within 24 hours; escalate once when it is not."""
-    return discussed_at is None and escalated_at is None and now >= discuss_by

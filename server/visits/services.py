@@ -16,20 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Role, Staff
 from server.audit.log import Actor, AuditLog
-from server.bookings.models import Booking, BookingKind, BookingStatus
-from server.bookings.services import MAX_DURATION_MINUTES, BookingService, NewBooking
+from server.bookings.models import LIVE, Booking, BookingKind, BookingStatus, StaffUnavailability
+from server.bookings.rules import MAX_DURATION_MINUTES, is_evening
+from server.bookings.services import BookingService, NewBooking
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 from server.people.models import Client
 from server.visits import allocation, rules
 from server.visits.distance import DistanceModel, Location
-from server.visits.models import LocationKind, StaffUnavailability, Studio, Visit, WorkspaceCheck
+from server.visits.models import LocationKind, Studio, Visit, WorkspaceCheck
 
 KIND_LOCATION = {BookingKind.HOME_VISIT: LocationKind.HOME, BookingKind.STUDIO_VISIT: LocationKind.STUDIO}
 CHECKLIST_ITEMS = ("ventilation", "lighting_and_heat", "window_or_open_door", "safe_to_work", "carer_on_site")
-LIVE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
-
 
 @dataclass(frozen=True)
 class NewVisit:
@@ -122,7 +121,7 @@ class VisitService:
                 visit.studio_id, visit.address, visit.lat, visit.lon = studio.id, studio.address, studio.lat, studio.lon
             visit.responsible_adult = new.responsible_adult
         _refuse(reasons, "kind", f"{new.kind}_rules")
-        visit.evening = rules.is_evening(local, new.duration_minutes, self._settings.evening_hour)
+        visit.evening = is_evening(local, new.duration_minutes, self._settings.evening_hour)
         booking = await self._bookings.create(session, actor, NewBooking(
             kind=new.kind, practitioner_id=new.practitioner_id, client_id=new.client_id, starts_at=new.starts_at,
             duration_minutes=new.duration_minutes, guardian_ids=new.guardian_ids, invite_client=new.invite_client,

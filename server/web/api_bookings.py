@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, Field
 
 from server.accounts.logins import StaffContext
-from server.accounts.models import Role
+from server.accounts.models import OFFICE, Role
 from server.bookings.models import Booking, BookingKind
 from server.bookings.services import NewBooking
 from server.bookings.waiting import waiting_for_a_manager
@@ -19,7 +19,6 @@ from server.web.api import Body, Out, documented, ok, path_id, query_date, read_
 from server.web.keys import DB, SERVICES, STAFF
 
 routes = web.RouteTableDef()
-OFFICE = frozenset({Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING})
 
 
 class BookingBody(Body):

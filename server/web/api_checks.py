@@ -1,46 +1,29 @@
 """The device and network check: page, WebRTC probes against the relay, results, the practitioner's view.
 
-Two probes, each in a room of its own that closes after ``PROBE_SECONDS``:
-- the network probe is a data channel only (``echo``): the relay echoes each message back, so round-trip
-  time, jitter, loss and throughput are measured over WebRTC to the real media server;
-- the video loopback takes one VP8 video track and the relay sends it straight back (relayed, never
-  decoded), so the page reads the frames and bitrate it receives from getStats. The browser's offer is
-  answered at once together with the relay's offer of the returning track; the browser answers that.
-Either way the server never sends more than it received. Runs are limited per person and per address
-(``CheckService.allow_run``).
+The probes themselves (a data-channel echo and a video loopback, each in a room of its own) are
+``server/checks/probes.py``. Runs are limited per person and per address (``CheckService.allow_run``) and
+probes in flight per link and in all (``Probes``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
 from datetime import datetime
 
 from aiohttp import web
 from pydantic import Field
 
-from server.accounts.models import Role
-from server.checks.models import CheckRun
-from server.checks.service import CheckService
+from server.accounts.models import OFFICE
 from server.checks.verdict import Measurements
-from server.errors import DuetError, InvalidInput, NotFound, Unavailable
+from server.errors import NotFound
 from server.links.models import LinkPurpose
-from server.links.service import LinkHolder
-from server.media.events import OfferReady
-from server.media.participant import Participant
-from server.media.room import Room
+from server.links.services import LinkHolder
 from server.web.access import link_holder, staff
 from server.web.api import Body, Out, documented, ok, path_id, read_body
-from server.web.keys import DB, HOLDER, MEDIA, SERVICES, STAFF
+from server.web.keys import DB, HOLDER, SERVICES, STAFF
 from server.web.pages_render import render
 
 routes = web.RouteTableDef()
-PROBE_SECONDS = 60.0
-OFFER_WAIT_SECONDS = 5.0
-CHECKS = web.AppKey[CheckService]("checks")
-PROBES = web.AppKey[set[asyncio.Task[None]]]("probes")
-LOOPBACKS = web.AppKey[dict[str, tuple[int, Participant]]]("loopbacks")  # probe -> (link id, participant)
 
 
 class OfferBody(Body):
@@ -123,40 +106,10 @@ async def check_page(request: web.Request) -> web.Response:
 async def probe_offer(request: web.Request) -> web.Response:
     holder = _holder(request)
     body = await read_body(request, OfferBody)
-    if "m=audio" in body.sdp or "m=video" in body.sdp:
-        raise InvalidInput("The probe takes a data channel only.", field="sdp")
-    await request.app[CHECKS].allow_run(request[DB], holder.booking.id, holder.link.subject, request.remote or "")
-    room = request.app[MEDIA].room(f"check-{holder.link.id}-{secrets.token_hex(4)}")
-    probe = await room.join("probe", publish=False)
-    answer = await probe.accept_offer(body.sdp)
-    _close_later(request.app, room)
-    return ok(AnswerOut(sdp=answer, seconds=PROBE_SECONDS))
-
-
-def _close_later(app: web.Application, room: Room, probe_id: str | None = None,
-                 participant: Participant | None = None, first_offer: asyncio.Future[str] | None = None) -> None:
-    """Close the probe room after ``PROBE_SECONDS``, reading the participant's events meanwhile."""
-
-    async def serve() -> None:
-        if participant is None:
-            return
-        async for event in participant.events():  # unread events would get the participant removed
-            if isinstance(event, OfferReady) and first_offer is not None and not first_offer.done():
-                first_offer.set_result(event.sdp)
-
-    async def run() -> None:
-        reader = asyncio.create_task(serve())
-        try:
-            await asyncio.sleep(PROBE_SECONDS)  # media time is real time
-        finally:
-            reader.cancel()
-            if probe_id is not None:
-                app[LOOPBACKS].pop(probe_id, None)
-            await room.close("the check is over")
-
-    task = asyncio.create_task(run())
-    app[PROBES].add(task)
-    task.add_done_callback(app[PROBES].discard)
+    services = request.app[SERVICES]
+    await services.checks.allow_run(request[DB], holder.booking.id, holder.link.subject, request.remote or "")
+    answer = await services.probes.network(holder.link.id, body.sdp)
+    return ok(AnswerOut(sdp=answer, seconds=services.probes.probe_seconds))
 
 
 @routes.post("/s/{booking_id}/check/api/loopback")
@@ -166,26 +119,11 @@ def _close_later(app: web.Application, room: Room, probe_id: str | None = None,
 async def loopback_offer(request: web.Request) -> web.Response:
     holder = _holder(request)
     body = await read_body(request, OfferBody)
-    if "m=audio" in body.sdp or "m=application" in body.sdp or body.sdp.count("m=video") != 1:
-        raise InvalidInput("The video loopback takes exactly one video track and nothing else.", field="sdp")
-    await request.app[CHECKS].allow_run(request[DB], holder.booking.id, holder.link.subject, request.remote or "")
-    room = request.app[MEDIA].room(f"check-{holder.link.id}-{secrets.token_hex(4)}")
-    participant = await room.join("loopback", loopback=True)
-    first_offer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    probe_id = secrets.token_urlsafe(12)
-    async with participant.hold_events():
-        try:
-            answer = await participant.accept_offer(body.sdp)
-        except DuetError:
-            await room.close("the offer was refused")
-            raise
-    request.app[LOOPBACKS][probe_id] = (holder.link.id, participant)
-    _close_later(request.app, room, probe_id, participant, first_offer)
-    try:
-        offer = await asyncio.wait_for(asyncio.shield(first_offer), OFFER_WAIT_SECONDS)
-    except TimeoutError:
-        raise Unavailable("The media server did not send your video back in time. Start the check again.") from None
-    return ok(LoopbackOut(probe=probe_id, answer=answer, offer=offer, seconds=PROBE_SECONDS))
+    services = request.app[SERVICES]
+    await services.checks.allow_run(request[DB], holder.booking.id, holder.link.subject, request.remote or "")
+    loop = await services.probes.loopback(holder.link.id, body.sdp)
+    return ok(LoopbackOut(probe=loop.probe, answer=loop.answer, offer=loop.offer,
+                          seconds=services.probes.probe_seconds))
 
 
 @routes.post("/s/{booking_id}/check/api/loopback/{probe}/answer")
@@ -194,10 +132,7 @@ async def loopback_offer(request: web.Request) -> web.Response:
 async def loopback_answer(request: web.Request) -> web.Response:
     holder = _holder(request)
     body = await read_body(request, OfferBody)
-    found = request.app[LOOPBACKS].get(request.match_info["probe"])
-    if found is None or found[0] != holder.link.id:
-        raise NotFound("This video test has ended. Start the check again.")
-    await found[1].accept_answer(body.sdp)
+    await request.app[SERVICES].probes.answer_loopback(holder.link.id, request.match_info["probe"], body.sdp)
     return web.Response(status=204)
 
 
@@ -208,7 +143,7 @@ async def loopback_answer(request: web.Request) -> web.Response:
 async def results(request: web.Request) -> web.Response:
     holder = _holder(request)
     body = await read_body(request, ResultsBody)
-    checks = request.app[CHECKS]
+    checks = request.app[SERVICES].checks
     source = request.remote or ""
     await checks.allow_run(request[DB], holder.booking.id, holder.link.subject, source)
     fields = body.model_dump(exclude={"device", "shared_with", "safeguarding_measures"})
@@ -225,16 +160,12 @@ async def results(request: web.Request) -> web.Response:
 @documented("Device checks for a booking, newest first (the booking's practitioner and office roles)",
             response=CheckOut, many=True)
 async def booking_checks(request: web.Request) -> web.Response:
-    from sqlalchemy import select
-
     services = request.app[SERVICES]
     booking = await services.bookings.get(request[DB], path_id(request, "booking_id"))
     ctx = request[STAFF]
-    office = {Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING}
-    if not ctx.staff.role_set & office and booking.practitioner_id != ctx.staff.id:
+    if not ctx.staff.role_set & OFFICE and booking.practitioner_id != ctx.staff.id:
         raise NotFound(f"There is no booking with id {booking.id}.")
-    runs = (await request[DB].execute(select(CheckRun).where(CheckRun.booking_id == booking.id)
-                                      .order_by(CheckRun.created_at.desc(), CheckRun.id.desc()))).scalars().all()
+    runs = await services.checks.runs(request[DB], booking.id)
     out = []
     for run in runs:
         m = json.loads(run.measurements)

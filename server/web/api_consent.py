@@ -8,20 +8,19 @@ from datetime import date, datetime
 from aiohttp import web
 from pydantic import Field
 
-from server.accounts.models import Role
+from server.accounts.models import OFFICE, Role
 from server.consent.models import Capacity, ConsentRecord, Method
 from server.consent.rules import capacity_for
 from server.consent.services import Grant
 from server.errors import Forbidden, InvalidInput
 from server.links.models import LinkPurpose
-from server.links.service import LinkHolder
+from server.links.services import LinkHolder
 from server.web.access import link_holder, staff
 from server.web.api import Body, Out, documented, ok, path_id, read_body
 from server.web.keys import DB, HOLDER, SERVICES, STAFF
 from server.web.pages_render import render
 
 routes = web.RouteTableDef()
-OFFICE = (Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING)
 
 
 class NoticeSectionOut(Out):

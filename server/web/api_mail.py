@@ -8,7 +8,7 @@ from datetime import datetime
 from aiohttp import web
 
 from server.accounts.models import Role
-from server.mail.running import failed_mail
+from server.mail.failures import failed_mail
 from server.web.access import staff
 from server.web.api import Out, documented, ok
 from server.web.keys import DB

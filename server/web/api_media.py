@@ -9,7 +9,7 @@ from aiohttp import web
 from server.accounts.models import Role
 from server.web.access import staff
 from server.web.api import documented
-from server.web.keys import HUB, MEDIA
+from server.web.keys import HUB, SERVICES
 
 routes = web.RouteTableDef()
 
@@ -18,7 +18,7 @@ routes = web.RouteTableDef()
 @staff(Role.ADMIN, Role.MANAGER)
 @documented("Relay counters: rooms, participants, frames forwarded, decoders and encoders created")
 async def media_stats(request: web.Request) -> web.Response:
-    stats: dict[str, Any] = request.app[MEDIA].stats()
+    stats: dict[str, Any] = request.app[SERVICES].media.stats()
     stats["sessions"] = {str(b): [m.presence() for m in s.members.values()]
                          for b, s in request.app[HUB].sessions.items()}
     return web.json_response(stats)

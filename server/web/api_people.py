@@ -9,17 +9,17 @@ from pydantic import EmailStr, Field
 from sqlalchemy import select
 
 from server.accounts.logins import StaffContext
-from server.accounts.models import Role
+from server.accounts.models import OFFICE, Role
 from server.bookings.models import Booking
+from server.dates import age_on
 from server.errors import NotFound
-from server.people.models import Client, Guardian, age_on
+from server.people.models import Client, Guardian
 from server.people.services import NewClient, NewGuardian
 from server.web.access import staff
 from server.web.api import Body, OneLine, Out, TimeZone, documented, ok, path_id, read_body
 from server.web.keys import DB, SERVICES, STAFF
 
 routes = web.RouteTableDef()
-OFFICE = (Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING)
 
 
 class ClientBody(Body):

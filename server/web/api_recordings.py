@@ -13,7 +13,7 @@ from server.errors import Forbidden, InvalidInput
 from server.recording.listing import list_recordings as list_recordings_of
 from server.web.access import staff
 from server.web.api import Body, Out, documented, ok, read_body
-from server.web.keys import DB, REVIEW, SERVICES, STAFF
+from server.web.keys import DB, SERVICES, STAFF
 from server.web.pages_render import render
 
 routes = web.RouteTableDef()
@@ -83,7 +83,7 @@ async def list_recordings(request: web.Request) -> web.Response:
             response=ViewOut)
 async def open_view(request: web.Request) -> web.Response:
     body = await read_body(request, ViewBody)
-    review = request.app[REVIEW]
+    review = request.app[SERVICES].review
     row = await review.get(request[DB], request.match_info["recording_id"])
     await review.audit_access(request[DB], request[STAFF].actor, row, "viewed", body.reason)
     await request[DB].commit()
@@ -99,7 +99,7 @@ async def open_view(request: web.Request) -> web.Response:
             query=(("view", "the token from POST .../views"),))
 async def media(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    review = request.app[REVIEW]
+    review = request.app[SERVICES].review
     row = await review.get(request[DB], request.match_info["recording_id"])
     expiry_text, _, signature = request.query.get("view", "").partition(".")
     payload = f"{row.id}.{request[STAFF].login.id}.{expiry_text}"

@@ -13,9 +13,10 @@ from server.accounts.logins import StaffContext
 from server.accounts.models import Role
 from server.errors import NotFound
 from server.links.models import LinkPurpose
-from server.links.service import LinkHolder
+from server.links.services import LinkHolder
 from server.people.models import Client, Guardian
-from server.safeguarding.models import Concern, ConcernCategory, RecordingHold
+from server.recording.models import RecordingHold
+from server.safeguarding.models import Concern, ConcernCategory
 from server.safeguarding.services import NewConcern
 from server.visits.models import Studio
 from server.web.access import link_holder, staff
@@ -215,8 +216,8 @@ async def place_legal_hold(request: web.Request) -> web.Response:
 async def lift_hold(request: web.Request) -> web.Response:
     body = await read_body(request, ReasonBody)
     ctx: StaffContext = request[STAFF]
-    hold: RecordingHold = await request.app[SERVICES].safeguarding.lift_hold(
-        request[DB], ctx.actor, ctx.staff, path_id(request, "hold_id"), body.reason)
+    hold: RecordingHold = await request.app[SERVICES].holds.lift(
+        request[DB], ctx.actor, ctx.staff.id, path_id(request, "hold_id"), body.reason)
     await request[DB].commit()
     return ok(HoldOut.model_validate(hold))
 

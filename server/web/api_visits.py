@@ -9,7 +9,7 @@ from pydantic import Field
 from sqlalchemy import ColumnElement, and_, select
 
 from server.accounts.logins import StaffContext
-from server.accounts.models import Role
+from server.accounts.models import OFFICE, Role
 from server.bookings.models import Booking
 from server.errors import InvalidInput, NotFound
 from server.visits import rules
@@ -40,7 +40,6 @@ from server.web.visit_schemas import (
 )
 
 routes = web.RouteTableDef()
-OFFICE = frozenset({Role.ADMIN, Role.MANAGER, Role.SAFEGUARDING})
 
 
 async def _out(request: web.Request, booking: Booking, visit: Visit) -> VisitOut:

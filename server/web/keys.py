@@ -9,16 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 if TYPE_CHECKING:  # named in the keys' type parameters only
     from server.accounts.logins import StaffContext  # noqa: F401
-    from server.links.service import LinkHolder  # noqa: F401
-    from server.media import MediaRouter  # noqa: F401
-    from server.recording.review import ReviewService  # noqa: F401
+    from server.links.services import LinkHolder  # noqa: F401
     from server.services import Services  # noqa: F401
-    from server.signalling.hub import SessionHub  # noqa: F401
+    from server.web.live.hub import SessionHub  # noqa: F401
+    from server.web.live.recording import LiveRecording  # noqa: F401
 
 SERVICES = web.AppKey["Services"]("services")
-MEDIA = web.AppKey["MediaRouter"]("media")
 HUB = web.AppKey["SessionHub"]("hub")
-REVIEW = web.AppKey["ReviewService"]("review")
+RECORDING = web.AppKey["LiveRecording"]("recording")
 SESSIONMAKER = web.AppKey[async_sessionmaker[AsyncSession]]("sessionmaker")
 
 # request-scoped values (request[...])

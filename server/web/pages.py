@@ -8,7 +8,7 @@ from aiohttp import web
 
 from server.bookings.models import Booking
 from server.links.models import LinkPurpose
-from server.links.service import LinkHolder
+from server.links.services import LinkHolder
 from server.people.models import Client
 from server.web.access import link_holder, public, staff
 from server.web.api import Out, documented, ok

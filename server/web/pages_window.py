@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.bookings.models import Booking
-from server.links.service import LinkHolder, Window
+from server.links.services import LinkHolder, Window
 from server.mail.wording import format_when
 from server.web.keys import DB, HOLDER, SERVICES
 from server.web.pages_render import message_page, render

@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.clock import FakeClock
-from server.signalling.hub import SessionHub
 from server.web.keys import HUB
+from server.web.live.hub import SessionHub
 from tests.support.org import Org
 from tests.support.smtp import smtp_server, smtp_server_factory
 from tests.support.visits import People

@@ -15,7 +15,7 @@ from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.mail.models import OutboxMessage
 from server.services import Services
-from server.signalling.hub import SessionHub
+from server.web.live.hub import SessionHub
 from tests.support.org import Org, issue_link
 from tests.support.visits import People
 

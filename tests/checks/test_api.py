@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.clock import FakeClock
 from server.links.models import LinkPurpose
 from server.services import Services
-from server.web.keys import MEDIA
+from server.web.keys import SERVICES
 from tests.support.org import Org, issue_link, sign_in
 from tests.support.probe_client import open_check_link, probe, results
 
@@ -123,4 +123,4 @@ async def test_the_video_loopback_returns_the_clients_own_video_relayed_not_deco
         task.cancel()
     await pc.close()
     assert len(frames) >= 10  # our own video came back
-    assert app[MEDIA].stats()["decoders_created"] == 0  # relayed, never decoded on the server
+    assert app[SERVICES].media.stats()["decoders_created"] == 0  # relayed, never decoded on the server

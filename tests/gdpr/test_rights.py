@@ -27,14 +27,15 @@ from server.links.models import AccessLink
 from server.people.models import Client, Guardian
 from server.plans.models import BlendedPlan, PlanBooking, PlanResource
 from server.recording.keywrap import X25519KeyFiles
-from server.recording.models import Recording
+from server.recording.models import Recording, RecordingHold
 from server.recording.review import ReviewService
 from server.recording.stores import FolderStore
 from server.recording.writer import begin_recording
+from server.retention.dates import EraseDates
 from server.retention.job import RetentionJob
-from server.retention.loader import load_policies
-from server.safeguarding.models import Concern, RecordingHold
+from server.safeguarding.models import Concern
 from server.services import Services
+from server.storage_policies.loader import load_policies
 from server.visits.models import Visit, VisitRecord
 from tests.support.org import SETUP, Org
 
@@ -56,14 +57,14 @@ def keys(tmp_path: Path) -> X25519KeyFiles:
 
 @pytest.fixture
 def job(services: Services, clock: FakeClock, store: FolderStore, tmp_path: Path) -> RetentionJob:
-    return RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
+    return RetentionJob(EraseDates(load_policies(POLICIES), clock, services.audit), store, tmp_path / "spool")
 
 
 @pytest.fixture
 def access(services: Services, clock: FakeClock, store: FolderStore, keys: X25519KeyFiles,
            job: RetentionJob) -> SubjectAccess:
-    return SubjectAccess(ReviewService(store, keys.wrapper(), services.audit), job.policies, services.audit, clock,
-                         "Test Music Service")
+    return SubjectAccess(ReviewService(store, keys.wrapper(), services.audit), lambda: job.policies, services.audit,
+                         clock, "Test Music Service")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.clock import FakeClock
 from server.db.engine import make_engine, make_sessionmaker
 from server.errors import InvalidInput
+from server.mail import tasks as mail_tasks
 from server.mail.messages import Organisation, Recipient, staff_alert
 from server.mail.models import OutboxMessage, OutboxStatus
 from server.mail.outbox import FailedMail, RetryPolicy, Sender, enqueue
@@ -260,29 +261,23 @@ async def test_gives_up_after_max_attempts_with_growing_delays(db: async_session
     assert failed.attempts == 5 and "gave up after 5 attempts" in failed.error
 
 
-async def test_run_forever_delivers_when_notified_and_stops(db: async_sessionmaker[AsyncSession]) -> None:
+async def test_the_sender_loop_delivers_each_time_its_interval_passes(db: async_sessionmaker[AsyncSession]) -> None:
     clock = FakeClock(START)
     transport = RecordingTransport()
-    sender = Sender(db, transport, clock, poll_interval=3600)
-    stop = asyncio.Event()
-    task = asyncio.create_task(sender.run_forever(stop))
+    sender = Sender(db, transport, clock)
+    [work] = mail_tasks.periodic(sender)
     await put(db, clock, 1)
-    sender.notify()
-    await asyncio.wait_for(transport.arrived.wait(), timeout=10)
-    assert transport.sent == ["<alert-1@duet.example.org>"]
-
-    transport.arrived.clear()
-    await put(db, clock, 2)
-
-    async def poll_passes() -> None:  # no notify: only the poll interval passing finds the row
-        while not transport.arrived.is_set():
-            clock.advance(3600)
-            await asyncio.sleep(0)  # noqa: ASYNC110 - lets the sender run between fake-clock steps
-
-    await asyncio.wait_for(poll_passes(), timeout=10)
-    stop.set()
-    await asyncio.wait_for(task, timeout=10)
-    assert transport.sent == ["<alert-1@duet.example.org>", "<alert-2@duet.example.org>"]
+    call = clock.every(work.interval, work.run, name=work.name, run_now=work.run_now)
+    try:
+        await call.wait_runs(1)  # the first run is at start-up
+        assert transport.sent == ["<alert-1@duet.example.org>"]
+        await put(db, clock, 2)
+        clock.advance(work.interval)
+        await call.wait_runs(2)
+        assert transport.sent == ["<alert-1@duet.example.org>", "<alert-2@duet.example.org>"]
+    finally:
+        await call.stop()
+    assert not call.running
 
 
 async def test_a_transport_bug_on_one_row_does_not_stop_the_batch(

@@ -12,12 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
-from server.mail.running import send_pending
-from server.services import Services
+from server.config import Settings
+from server.mail.outbox import SendReport
+from server.services import Services, mail_from_settings
 from tests.support.org import Org
 from tests.support.smtp import SmtpTestServer
 
 Login = Callable[[str], Awaitable[str]]
+
+
+def _send(services: Services, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+          ) -> Awaitable[SendReport]:
+    """``duet mail send-pending`` with these settings' mail transport."""
+    return replace(services, mail=mail_from_settings(settings)).sender(sessionmaker).send_due()
 GAIL = "gail@family.example.org"
 
 
@@ -26,7 +33,7 @@ async def test_unknown_user_is_audited_and_listed_for_the_office(
         smtp_server: SmtpTestServer, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     smtp_server.reject.add(GAIL)
     settings = replace(services.settings, mail_url=smtp_server.url)
-    report = await send_pending(settings, clock, sessionmaker, services.audit)
+    report = await _send(services, settings, sessionmaker)
     assert (report.sent, report.failed) == (1, 1)  # the tutor's invitation went; Gail's was refused
     async with sessionmaker() as s:
         events = (await s.execute(select(AuditEvent).where(AuditEvent.action == "mail.failed"))).scalars().all()
@@ -46,15 +53,15 @@ async def test_smtp_down_for_a_while_loses_nothing(
         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     settings = replace(services.settings, mail_url=smtp_server.url)
     smtp_server.stop()
-    down = await send_pending(settings, clock, sessionmaker, services.audit)
+    down = await _send(services, settings, sessionmaker)
     assert (down.sent, down.retrying, down.failed) == (0, 2, 0)
     smtp_server.start()
-    early = await send_pending(settings, clock, sessionmaker, services.audit)
+    early = await _send(services, settings, sessionmaker)
     assert early.handled == 0  # backing off, not hammering
     clock.advance(timedelta(hours=1))
-    up = await send_pending(settings, clock, sessionmaker, services.audit)
+    up = await _send(services, settings, sessionmaker)
     assert up.sent == 2 and sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [GAIL, org.email("tutor")]
-    again = await send_pending(settings, clock, sessionmaker, services.audit)
+    again = await _send(services, settings, sessionmaker)
     assert again.handled == 0 and len(smtp_server.messages) == 2
 
 
@@ -72,6 +79,6 @@ async def test_duet_demo_writes_its_invitations_to_the_outbox(
         recipients = sorted(r.recipient for r in rows.scalars())
     assert recipients == sorted([result["staff"]["tutor"]["email"], "guardian@demo.example.org"])
     settings = replace(services.settings, mail_url="")
-    report = await send_pending(settings, clock, sessionmaker, services.audit)
+    report = await _send(services, settings, sessionmaker)
     files = sorted(p.name for p in (settings.home / "outbox").glob("*.eml"))
     assert report.sent >= 2 and any(f.startswith(f"booking-{result['booking_id']}.invite.") for f in files)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from server.config import ConfigError, Settings
-from server.mail.setup import mail_from_settings
 from server.mail.transports import FolderTransport, SmtpTransport
+from server.services import mail_from_settings
 
 
 def test_defaults_write_eml_files_under_home(tmp_path: Path) -> None:

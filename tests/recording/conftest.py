@@ -38,7 +38,7 @@ def s3_store_factory(running_seaweedfs: SeaweedFS) -> Iterator[Callable[[str], S
 
     yield make
     for store in made:
-        store.close()
+        store.shutdown()
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def s3_store(running_seaweedfs: SeaweedFS, request: pytest.FixtureRequest) -> It
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)
     store = make_s3_store(running_seaweedfs, f"t/{name}/recordings/")
     yield store
-    store.close()
+    store.shutdown()
 
 
 @pytest.fixture(params=["folder", "s3"])

@@ -21,8 +21,8 @@ from server.demo import run_demo
 from server.recording.models import Recording
 from server.recording.reader import Completeness
 from server.services import Services
-from server.web.keys import REVIEW
-from tests.signalling.test_browser import _open, _until_receiving
+from server.web.keys import SERVICES
+from tests.web.live.test_browser import _open, _until_receiving
 
 # What is under test is media and the browser, not storage: one database (the production one) is enough
 # here, and both backends are covered by every other test. Keeps the suite well under 20 minutes.
@@ -60,7 +60,7 @@ async def test_the_demo_call_is_recorded_exported_and_both_people_decode_for_ten
 
     async with sessionmaker() as s:
         row = (await s.scalars(select(Recording).where(Recording.booking_id == demo["booking_id"]))).one()
-    review = app[REVIEW]
+    review = app[SERVICES].review
     for _ in range(100):  # the spool uploads the last chunk in the background
         reader = await review.reader(row)
         if reader.state.completeness is Completeness.COMPLETE:

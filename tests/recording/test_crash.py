@@ -29,7 +29,7 @@ from server.recording.reader import Completeness, RecordingReader
 from server.recording.sealing import RecordingHeader
 from server.recording.stores import FolderStore
 from tests.media.peers import Peer, until
-from tests.signalling.conftest import Caller
+from tests.web.live.conftest import Caller
 
 RECORD_SECONDS = 5.0
 

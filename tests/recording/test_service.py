@@ -23,7 +23,7 @@ from server.recording.gate import Presence
 from server.recording.keywrap import WrappedKey, X25519KeyFiles
 from server.recording.models import Recording, RecordingStatus
 from server.recording.reader import Completeness, RecordingReader
-from server.recording.service import RecordingService
+from server.recording.services import RecordingService
 from server.recording.spool import Spool
 from server.recording.stores import FolderStore
 from server.services import Services

@@ -112,7 +112,7 @@ async def test_s3_store_unreachable_is_store_unavailable() -> None:
             await store.put_chunk(uuid.uuid4(), 0, b"x")
         assert info.value.status == 503
     finally:
-        store.close()
+        await store.close()
 
 
 async def test_s3_store_wrong_secret_is_a_store_error_not_retryable(running_seaweedfs: SeaweedFS) -> None:
@@ -129,7 +129,7 @@ async def test_s3_store_wrong_secret_is_a_store_error_not_retryable(running_seaw
         assert not isinstance(info.value, StoreUnavailable)
         assert "refused" in info.value.detail
     finally:
-        bad.close()
+        await bad.close()
 
 
 async def test_s3_store_unknown_bucket_is_a_store_error(running_seaweedfs: SeaweedFS) -> None:
@@ -144,4 +144,4 @@ async def test_s3_store_unknown_bucket_is_a_store_error(running_seaweedfs: Seawe
         with pytest.raises(RecordingStoreError):
             await bad.list_chunks(uuid.uuid4())
     finally:
-        bad.close()
+        await bad.close()

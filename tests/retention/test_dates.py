@@ -36,7 +36,7 @@ async def test_placing_and_lifting_a_hold_switches_the_policy_and_date_at_once(
         await s.commit()
         assert row.policy_id == "safeguarding-concern"
         assert row.erase_at is not None and row.erase_at.year == clock.now().year + 15  # birth + 25 years
-        await services.safeguarding.lift_hold(s, SETUP, lead, hold.id, "referral closed, no further action")
+        await services.holds.lift(s, SETUP, lead.id, hold.id, "referral closed, no further action")
         await s.commit()
         assert row.policy_id == "tuition-monitoring" and row.erase_at is not None
         assert (row.erase_at - clock.now()).days in (27, 28)

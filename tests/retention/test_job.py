@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,13 +15,15 @@ from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.errors import Gone
 from server.people.models import Client
-from server.recording.models import Recording
+from server.recording.models import Recording, RecordingHold
 from server.recording.review import ReviewService
 from server.recording.stores import FolderStore, RecordingStore, StoreUnavailable
+from server.retention import tasks as retention_tasks
+from server.retention.dates import EraseDates
 from server.retention.job import RetentionJob
-from server.retention.loader import load_policies
-from server.safeguarding.models import Concern, RecordingHold
+from server.safeguarding.models import Concern
 from server.services import Services
+from server.storage_policies.loader import load_policies
 from tests.support.org import Org
 from tests.support.recordings import add_fake_recording
 
@@ -36,7 +37,7 @@ def store(tmp_path: Path) -> FolderStore:
 
 @pytest.fixture
 def job(services: Services, clock: FakeClock, store: FolderStore, tmp_path: Path) -> RetentionJob:
-    return RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
+    return RetentionJob(EraseDates(load_policies(POLICIES), clock, services.audit), store, tmp_path / "spool")
 
 
 async def record(sm: async_sessionmaker[AsyncSession], store: RecordingStore, org: Org, clock: FakeClock
@@ -190,23 +191,21 @@ async def test_the_daily_job_survives_a_failed_run_and_finishes_an_hour_later(
         raise StoreUnavailable("the recording store did not answer")
 
     monkeypatch.setattr(store, "delete_recording", store_away)
-    daily = asyncio.create_task(job.run_daily(sessionmaker))
+    [work] = retention_tasks.periodic(job, sessionmaker)
+    daily = clock.every(work.interval, work.run, name=work.name, run_now=work.run_now)
     try:
-        for _ in range(100):
-            if "retention run failed" in caplog.text:
-                break
-            await asyncio.sleep(0.02)
-        assert "retention run failed; trying again in an hour" in caplog.text
-        assert not daily.done() and await store.exists(rid)  # still running, the chunks still there
+        await daily.wait_runs(1)  # the run at start-up failed
+        assert daily.failures == 1 and "retention: run failed; trying again in 3600 s" in caplog.text
+        assert daily.running and await store.exists(rid)  # still running, the chunks still there
         monkeypatch.setattr(store, "delete_recording", real_delete)
         clock.advance(timedelta(hours=1))
-        for _ in range(100):
-            if not await store.exists(rid):
-                break
-            await asyncio.sleep(0.02)
-        assert not await store.exists(rid)
+        await daily.wait_runs(2)
+        assert daily.failures == 1 and not await store.exists(rid)
+        clock.advance(timedelta(hours=1))
+        await daily.wait_runs(3)  # an hour later it looks again, but a day has not passed: nothing runs
+        assert job.last_run_ago is not None and job.last_run_ago == timedelta(hours=1)
     finally:
-        daily.cancel()
+        await daily.stop()
 
 
 @pytest.mark.parametrize("kind", ["folder", "s3"])
@@ -216,7 +215,7 @@ async def test_erasure_leaves_nothing_in_the_store_or_the_spool(
 ) -> None:
     store: RecordingStore = FolderStore(tmp_path / "recordings") if kind == "folder" else request.getfixturevalue(
         "s3_store")
-    job = RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
+    job = RetentionJob(EraseDates(load_policies(POLICIES), clock, services.audit), store, tmp_path / "spool")
     clock.advance(timedelta(hours=1))
     rid = await record(sessionmaker, store, org, clock)
     spooled = tmp_path / "spool" / str(rid)

@@ -16,9 +16,9 @@ from server.accounts.models import Role
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.mail.models import OutboxMessage
+from server.recording.holds import Holds
 from server.safeguarding.models import Concern, ConcernCategory
 from server.safeguarding.services import SafeguardingService
-from server.safeguarding.watch import watch_once
 from server.services import Services
 from tests.support.org import Org, add_staff, issue_link
 from tests.support.visits import People
@@ -79,10 +79,10 @@ async def test_a_concern_not_discussed_within_24_hours_is_escalated_once(
     status, discussed = await people.post("manager", f"/api/v1/concerns/{on_time['id']}/discussed",
                                           {"note": "Spoke with the tutor; monitoring."})
     assert status == 200 and discussed["discussed_with_id"] == org.manager_id
-    assert (await watch_once(services, sessionmaker)).concerns_escalated == 0
+    assert await services.safeguarding.escalate_due(sessionmaker) == 0
     clock.advance(timedelta(hours=1))
-    assert (await watch_once(services, sessionmaker)).concerns_escalated == 1
-    restarted = SafeguardingService(services.settings, clock, services.audit, services.erase_dates)
+    assert await services.safeguarding.escalate_due(sessionmaker) == 1
+    restarted = SafeguardingService(services.settings, clock, services.audit, services.holds, services.erase_dates)
     assert await restarted.escalate_due(sessionmaker) == 0
     async with sessionmaker() as s:
         mails = (await s.execute(select(OutboxMessage.recipient).where(
@@ -102,7 +102,7 @@ async def test_the_head_of_service_is_told_of_an_escalated_concern_without_its_d
     both = await add_staff(services, sessionmaker, "deputy", frozenset({Role.MANAGER, Role.HEAD_OF_SERVICE}))
     _, concern = await people.post("tutor", "/api/v1/concerns", CONCERN)
     clock.advance(timedelta(hours=24))
-    assert (await watch_once(services, sessionmaker)).concerns_escalated == 1
+    assert await services.safeguarding.escalate_due(sessionmaker) == 1
     async with sessionmaker() as s:
         mails = {m.recipient: message_from_bytes(m.body, policy=default) for m in (await s.execute(
             select(OutboxMessage).where(OutboxMessage.kind == "staff_alert",
@@ -162,12 +162,12 @@ async def test_a_concern_places_and_lifts_a_hold_on_recordings(
                                      {"reason": "keep the session recording as evidence"})
     assert status == 201 and hold["booking_id"] == org.booking_id
     async with sessionmaker() as s:
-        assert await SafeguardingService.held(s, org.booking_id)
+        assert await Holds.held(s, org.booking_id, org.child_id)
     status, lifted = await people.post("safeguarding", f"/api/v1/holds/{hold['id']}/lift",
                                        {"reason": "case closed by the local authority"})
     assert status == 200 and lifted["lifted_at"] is not None
     async with sessionmaker() as s:
-        assert not await SafeguardingService.held(s, org.booking_id)
+        assert not await Holds.held(s, org.booking_id, org.child_id)
         actions = (await s.execute(select(AuditEvent.action).where(AuditEvent.target == f"concern:{concern['id']}"))
                    ).scalars().all()
     assert {"concern.raised", "recording.hold_placed", "recording.hold_lifted"} <= set(actions)

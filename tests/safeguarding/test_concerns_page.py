@@ -20,7 +20,6 @@ from server.clock import FakeClock
 from server.mail.models import OutboxMessage
 from server.safeguarding.models import Concern, ConcernCategory
 from server.safeguarding.services import NewConcern
-from server.safeguarding.watch import watch_once
 from server.services import Services
 from tests.support.org import PASSWORD, Org, add_staff
 
@@ -79,7 +78,7 @@ async def test_a_manager_sees_the_clock_run_out_and_records_the_discussion(
     await expect(clock_text).to_have_text("Discuss with a manager within 5 h 11 min")
 
     clock.advance(timedelta(hours=5, minutes=12) + timedelta(hours=2, minutes=3))
-    assert (await watch_once(services, sessionmaker)).concerns_escalated == 1
+    assert await services.safeguarding.escalate_due(sessionmaker) == 1
     fresh = await _raise(services, sessionmaker, org.other_tutor_id, ConcernCategory.BULLYING,
                          "Pupil says older children take her instrument on the bus.")
     await _open_concerns(page, live_server, org, "manager")

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.recording.stores import FolderStore
+from server.retention.dates import EraseDates
 from server.retention.job import RetentionJob
-from server.retention.loader import load_policies
 from server.services import Services
+from server.storage_policies.loader import load_policies
 from tests.support.org import Org
 from tests.support.recordings import add_fake_recording
 from tests.support.visits import People
@@ -25,7 +26,7 @@ async def test_a_legal_hold_keeps_recordings_past_their_date_until_lifted(
         people: People, org: Org, services: Services, clock: FakeClock,
         sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
     store = FolderStore(tmp_path / "recordings")
-    job = RetentionJob(load_policies(POLICIES), clock, services.audit, store, tmp_path / "spool")
+    job = RetentionJob(EraseDates(load_policies(POLICIES), clock, services.audit), store, tmp_path / "spool")
     clock.advance(timedelta(hours=1))
     async with sessionmaker() as s:
         rid = await add_fake_recording(s, org.booking_id, clock.now())

@@ -14,9 +14,9 @@ from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.services import Services
 from tests.media.peers import until
-from tests.signalling.conftest import Caller
 from tests.support.org import PASSWORD, Org, issue_link
 from tests.support.visits import People
+from tests.web.live.conftest import Caller
 
 
 def _booking(org: Org, clock: FakeClock) -> dict[str, object]:

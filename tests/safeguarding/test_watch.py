@@ -1,45 +1,57 @@
-"""The safeguarding watch runs inside the app (``duet serve``) and acts on what is due by the clock."""
+"""The periodic work runs inside ``duet serve`` and acts on what is due by the injected clock."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from server.app import TASKS, create_app
 from server.clock import FakeClock
+from server.config import Settings
+from server.keys import AppKeys
 from server.safeguarding.models import Concern
-from server.safeguarding.watch import watch_context
+from server.safeguarding.tasks import ESCALATION_INTERVAL
 from server.services import Services
 from tests.support.visits import People
 
-
-async def test_the_app_runs_the_watch_while_it_is_up(client: TestClient) -> None:
-    assert [t for t in asyncio.all_tasks() if t.get_name() == "safeguarding-watch" and not t.done()]
+EVERY_TASK = {"overdue-visit-alerts", "concern-escalation", "mail-sender", "booking-reminders", "retention"}
 
 
-async def test_the_watch_loop_escalates_a_concern_when_its_time_comes(
+async def test_serving_runs_every_domains_periodic_work_and_stops_it(
+        aiohttp_client: object, settings: Settings, clock: FakeClock, engine: AsyncEngine, tmp_path: Path) -> None:
+    app = create_app(settings, clock=clock, engine=engine, keys=AppKeys.ensure(tmp_path / "k"),
+                     background_jobs=True)
+    await aiohttp_client(app)  # type: ignore[operator]
+    calls = app[TASKS]
+    assert set(calls) == EVERY_TASK and all(call.running for call in calls.values())
+    await app.shutdown()
+    await app.cleanup()
+    assert not any(call.running for call in calls.values())
+
+
+async def test_tests_drive_the_periodic_work_themselves(app: web.Application, client: object) -> None:
+    assert app[TASKS] == {}
+
+
+async def test_the_escalation_loop_escalates_a_concern_when_its_24_hours_pass(
         people: People, clock: FakeClock, services: Services, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     status, concern = await people.post("tutor", "/api/v1/concerns", {
         "category": "other", "details": "Worried about bruising seen on the video call."})
     assert status == 201
-    context = watch_context(services, lambda: sessionmaker, interval=0.02)(web.Application())
-    await anext(context)
+    [work] = [p for p in services.periodic(sessionmaker) if p.name == "concern-escalation"]
+    call = clock.every(work.interval, work.run, name=work.name)
     try:
-        await asyncio.sleep(0.1)
+        clock.advance(ESCALATION_INTERVAL)
+        await call.wait_runs(1)
         async with sessionmaker() as s:
             assert (await s.get(Concern, concern["id"])).escalated_at is None  # type: ignore[union-attr]
         clock.advance(timedelta(hours=24))
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            async with sessionmaker() as s:
-                escalated = (await s.execute(select(Concern.escalated_at).where(Concern.id == concern["id"]))
-                             ).scalar_one()
-            if escalated is not None:
-                break
-        assert escalated == clock.now()
+        await call.wait_runs(2)
+        async with sessionmaker() as s:
+            assert (await s.get(Concern, concern["id"])).escalated_at == clock.now()  # type: ignore[union-attr]
+        assert call.failures == 0
     finally:
-        await anext(context, None)
+        await call.stop()

@@ -17,7 +17,6 @@ from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.config import Settings
 from server.mail.models import OutboxMessage
-from server.safeguarding.watch import watch_once
 from server.services import Services
 from server.visits.lonework import OverdueAlerts
 from server.visits.models import AlertStage, VisitAlert
@@ -111,10 +110,10 @@ async def test_overdue_check_out_alerts_the_manager_then_the_safeguarding_lead_o
     clock.set(back - timedelta(minutes=45))
     await people.post("tutor2", f"/api/v1/visits/{booking}/check-in")
     clock.set(back + timedelta(minutes=settings.overdue_grace_minutes) - timedelta(seconds=1))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 0
+    assert await services.overdue.step(sessionmaker) == 0
     clock.advance(timedelta(seconds=1))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 0  # not twice
+    assert await services.overdue.step(sessionmaker) == 1
+    assert await services.overdue.step(sessionmaker) == 0  # not twice
     sent = await _alerts(sessionmaker)
     assert [m.recipient for m in sent] == ["manager@school.example.org"]
     plain = message_from_bytes(sent[0].body, policy=default).get_body(("plain",))
@@ -155,12 +154,12 @@ async def test_the_escalation_reaches_safeguarding_leads_and_the_head_of_service
     clock.set(back - timedelta(minutes=45))
     await people.post("tutor2", f"/api/v1/visits/{booking}/check-in")
     clock.set(back + timedelta(minutes=settings.overdue_grace_minutes))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
+    assert await services.overdue.step(sessionmaker) == 1
     assert [m.recipient for m in await _alerts(sessionmaker)] == ["manager@school.example.org"]
     clock.advance(timedelta(minutes=settings.overdue_escalate_minutes))
     escalated_at = clock.now()
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 0
+    assert await services.overdue.step(sessionmaker) == 1
+    assert await services.overdue.step(sessionmaker) == 0
     sent = [m.recipient for m in await _alerts(sessionmaker)][1:]
     # The deputy holds both escalation roles and is sent it once; the head on leave not at all.
     assert sorted(sent) == ["deputy@school.example.org", "head@school.example.org",
@@ -192,17 +191,17 @@ async def test_an_acknowledged_alert_is_not_escalated_and_a_check_out_stops_aler
     clock.set(back - timedelta(minutes=45))
     await people.post("tutor2", f"/api/v1/visits/{booking}/check-in")
     clock.set(back + timedelta(minutes=settings.overdue_grace_minutes))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
+    assert await services.overdue.step(sessionmaker) == 1
     status, _ = await people.post("manager", f"/api/v1/visits/{booking}/acknowledge")
     assert status == 200
     clock.advance(timedelta(minutes=settings.overdue_escalate_minutes + 5))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 0
+    assert await services.overdue.step(sessionmaker) == 0
     booking2, back2 = await _ready_visit(people, org, clock, sessionmaker, hour=16, adult=True)
     clock.set(back2 - timedelta(minutes=45))
     await people.post("tutor2", f"/api/v1/visits/{booking2}/check-in")
     status, _ = await people.post("tutor2", f"/api/v1/visits/{booking2}/check-out")
     clock.set(back2 + timedelta(hours=3))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 0
+    assert await services.overdue.step(sessionmaker) == 0
     assert len(await _alerts(sessionmaker)) == 1
 
 
@@ -274,7 +273,7 @@ async def test_a_visit_cancelled_before_anyone_set_out_raises_no_alert(
     status, _ = await people.post("admin", f"/api/v1/bookings/{booking}/cancel", {"reason": "family ill"})
     assert status == 200
     clock.set(back + timedelta(hours=2))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 0
+    assert await services.overdue.step(sessionmaker) == 0
 
 
 async def test_an_alert_whose_roles_nobody_holds_now_still_reaches_someone_who_can_act(
@@ -288,5 +287,5 @@ async def test_an_alert_whose_roles_nobody_holds_now_still_reaches_someone_who_c
         manager.status = ApprovalStatus.SUSPENDED
         await s.commit()
     clock.set(back + timedelta(minutes=settings.overdue_grace_minutes))
-    assert (await watch_once(services, sessionmaker)).visit_alerts == 1
+    assert await services.overdue.step(sessionmaker) == 1
     assert [m.recipient for m in await _alerts(sessionmaker)] == ["safeguarding@school.example.org"]

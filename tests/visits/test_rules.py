@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.bookings.rules import is_evening
 from server.clock import FakeClock
 from server.people.models import Client
 from server.visits import rules
@@ -21,10 +22,10 @@ GRACE, ESCALATE = timedelta(minutes=15), timedelta(minutes=30)
 
 def test_evening_means_running_past_the_evening_hour_in_local_time() -> None:
     summer = datetime(2026, 6, 10, 17, 30, tzinfo=LONDON)  # 16:30 UTC
-    assert not rules.is_evening(summer, 30, 18)
-    assert rules.is_evening(summer, 31, 18)
-    assert rules.is_evening(summer.replace(hour=18), 30, 18)
-    assert not rules.is_evening(summer.replace(hour=18), 30, 19)
+    assert not is_evening(summer, 30, 18)
+    assert is_evening(summer, 31, 18)
+    assert is_evening(summer.replace(hour=18), 30, 18)
+    assert not is_evening(summer.replace(hour=18), 30, 19)
 
 
 def test_location_preference_needs_a_reason_only_for_home_when_better_is_available() -> None:
@@ -65,14 +66,6 @@ def test_checklist_first_visit_free_then_confirmed_yearly_and_after_changes() ->
     changed = rules.ChecklistState(3, T0 - timedelta(days=10), T0 - timedelta(days=1), True)
     assert "changed" in (rules.workspace_block(changed, day) or "")
     assert "waiting for a manager" in (rules.workspace_block(changed, day) or "")
-
-
-def test_concern_escalates_once_when_24_hours_pass_undiscussed() -> None:
-    due = T0 + rules.CONCERN_DISCUSS_WITHIN
-    assert not rules.concern_overdue(due, None, None, due - timedelta(seconds=1))
-    assert rules.concern_overdue(due, None, None, due)
-    assert not rules.concern_overdue(due, T0, None, due)
-    assert not rules.concern_overdue(due, None, due, due + timedelta(hours=1))
 
 
 async def test_a_responsible_adult_is_needed_until_the_18th_birthday(

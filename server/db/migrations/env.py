@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from server.db.engine import make_engine
-from server.db.registry import Base
+from server.schema import Base
 
 config = context.config
 target_metadata = Base.metadata
