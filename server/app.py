@@ -21,25 +21,28 @@ from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker
 from server.keys import AppKeys
 from server.services import Services
-from server.web import (
-    api_auth,
-    api_bookings,
-    api_checks,
-    api_consent,
-    api_mail,
-    api_media,
-    api_people,
-    api_plans,
-    api_recordings,
-    api_safeguarding,
-    api_staff,
-    api_visits,
-    openapi,
-    pages,
-)
+from server.web import openapi, pages
 from server.web.access import check_routes
-from server.web.keys import HUB, RECORDING, SERVICES, SESSIONMAKER
+from server.web.api import (
+    auth,
+    bookings,
+    clients,
+    concerns,
+    consents,
+    guardians,
+    holds,
+    mail,
+    media,
+    plans,
+    recordings,
+    staff,
+    studios,
+    visits,
+)
+from server.web.family import check, concern, consent, lobby
+from server.web.keys import GUARD, HUB, RECORDING, SERVICES, SESSIONMAKER
 from server.web.live import socket as live_socket
+from server.web.live.guard import SessionGuard
 from server.web.live.hub import SessionHub
 from server.web.live.recording import LiveRecording
 from server.web.middlewares import access, database, errors, loggable_path, security_headers
@@ -61,9 +64,15 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
-ROUTES = (pages.routes, api_auth.routes, api_people.routes, api_staff.routes, api_bookings.routes,
-          api_visits.routes, api_plans.routes, api_safeguarding.routes, api_media.routes, live_socket.routes,
-          api_consent.routes, api_mail.routes, api_recordings.routes, api_checks.routes, openapi.routes)
+ROUTES = (
+    pages.routes, openapi.routes,
+    # /api/v1/<prefix>: one module each
+    auth.routes, bookings.routes, clients.routes, concerns.routes, consents.routes, guardians.routes,
+    holds.routes, mail.routes, media.routes, plans.routes, recordings.routes, staff.routes, studios.routes,
+    visits.routes,
+    # /s/{booking_id}/...: the family's side of a booking, and the live session's WebSocket
+    lobby.routes, consent.routes, check.routes, concern.routes, live_socket.routes,
+)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None,
@@ -99,9 +108,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
         app[HUB] = SessionHub(services.media, sessionmaker, clock=clock, media_clock=services.media_clock,
                               audit=services.audit, attendance=services.attendance, chat=services.chat,
                               bookings=services.bookings, late_grace_minutes=settings.late_grace_minutes)
-        app[RECORDING] = LiveRecording(app[HUB], services.recording, services.consent, sessionmaker, clock,
+        app[RECORDING] = LiveRecording(app[HUB], services.recording, services.events, sessionmaker, clock,
                                        settings)
+        app[GUARD] = SessionGuard(app[HUB], services.events, services.links, services.logins,
+                                  services.media_clock)
+        app[GUARD].start()
         yield
+        await app[GUARD].close()
         await app[RECORDING].close()
         await app[HUB].close()
         await services.close()

@@ -1,4 +1,4 @@
-"""Typed settings, built once at start-up (STYLE.md #6).
+"""Typed settings, built once at start-up.
 
 Order: embedded defaults -> optional TOML file (``--config``) -> ``DUET_*`` environment variables.
 Unknown keys are rejected and every wrong value raises ``ConfigError`` naming the setting, which the
@@ -46,11 +46,11 @@ class Settings:
     early_join_minutes: int = 10
     late_grace_minutes: int = 15
     link_valid_days: int = 60
-    # Mail (issue 5)
+    # Mail
     mail_url: str = ""  # empty: .eml files in <home>/outbox
     mail_from: str = "Duet <no-reply@duet.example.org>"
     contact_email: str = ""  # whom families contact about a revoked link or a suspension
-    # Recording (issue 4)
+    # Recording
     store: str = ""  # empty: folder <home>/recordings; s3://bucket for S3
     s3_endpoint: str = ""
     s3_region: str = "us-east-1"
@@ -58,9 +58,9 @@ class Settings:
     s3_secret_key: str = ""
     kms_key_id: str = ""  # set: wrap data keys with AWS KMS instead of the X25519 key files
     spool_min_free_mb: int = 512
-    # Live media (issue 3)
+    # Live media
     ice_servers: str = "[]"  # JSON list of RTCIceServer dicts
-    # Visits (issue 7)
+    # Visits
     evening_hour: int = 18
     overdue_grace_minutes: int = 15
     overdue_escalate_minutes: int = 30

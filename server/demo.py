@@ -144,8 +144,8 @@ async def run_demo(services: Services, session: AsyncSession) -> dict[str, Any]:
         "guardian_join_url": services.links.url(guardian_token),
         "guardian_check_url": services.links.url(check_token),
         "staff": logins,
-        "visits_url": f"{services.settings.public_url}/visits",  # issue 7: the practitioner's phone page
-        # issue 5: the invitations are in the outbox; `duet serve` (or `duet mail send-pending`) writes them
+        "visits_url": f"{services.settings.public_url}/visits",  # the practitioner's phone page
+        # the invitations are in the outbox; `duet serve` (or `duet mail send-pending`) writes them
         # here as .eml files when DUET_MAIL_URL is empty.
         "outbox_folder": str(services.settings.home / "outbox"),
         "studio_id": studio.id,  # an approved studio for studio visits

@@ -1,4 +1,4 @@
-"""The one domain error hierarchy (STYLE.md #5).
+"""The one domain error hierarchy.
 
 Services raise these; ``server.web.middlewares`` turns them into RFC 9457
 ``application/problem+json`` responses, the CLI into one plain line. The

@@ -34,6 +34,7 @@ from server.clock import Clock, Periodic, SystemClock
 from server.config import ConfigError, Settings
 from server.consent.services import ConsentService
 from server.errors import InvalidInput
+from server.events import Events
 from server.gdpr import ClientErasure, SubjectAccess
 from server.invitations import tasks as invitation_tasks
 from server.invitations.reminders import Reminders
@@ -117,6 +118,7 @@ class Services:
     clock: Clock
     media_clock: Clock  # real time for media, even when ``clock`` is a test's FakeClock
     keys: AppKeys
+    events: Events  # facts open live sessions act on, delivered after their transaction commits
     audit: AuditLog
     logins: Logins
     staff: StaffService
@@ -151,12 +153,13 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, clock: Clock, keys: AppKeys, *, media_clock: Clock | None = None) -> Services:
         media_clock = media_clock or SystemClock()
+        events = Events()
         audit = AuditLog(clock)
-        logins = Logins(settings, clock, audit, keys)
-        links = LinkService(settings, clock, audit, keys)
-        consent = ConsentService(clock, audit, settings.organisation, settings.storage_policies)
+        logins = Logins(settings, clock, audit, keys, events)
+        links = LinkService(settings, clock, audit, keys, events)
+        consent = ConsentService(clock, audit, settings.organisation, settings.storage_policies, events)
         notifier = BookingNotifier(settings, clock, links, consent)
-        bookings = BookingService(clock, audit, notifier, evening=EveningWork(settings, clock, audit))
+        bookings = BookingService(clock, audit, notifier, evening=EveningWork(settings, clock, audit), events=events)
         visits = VisitService(settings, clock, audit, bookings)
         erase_dates = EraseDates(settings.storage_policies, clock, audit, settings.time_zone)
         holds = Holds(clock, audit, erase_dates)
@@ -171,8 +174,8 @@ class Services:
         # Media timing (connect deadlines, keyframe rate limits) follows real time even under a FakeClock.
         media = MediaRouter(settings.ice_server_list(), clock=media_clock)
         return cls(
-            settings=settings, clock=clock, media_clock=media_clock, keys=keys, audit=audit, logins=logins,
-            staff=StaffService(clock, audit, keys, logins),
+            settings=settings, clock=clock, media_clock=media_clock, keys=keys, events=events, audit=audit,
+            logins=logins, staff=StaffService(clock, audit, keys, logins, events),
             people=PeopleService(clock, audit),
             bookings=bookings,
             attendance=Attendance(settings, clock),
@@ -186,7 +189,7 @@ class Services:
             overdue=OverdueAlerts(settings, clock, audit),
             visit_records=VisitRecords(clock, audit, visits),
             plans=PlanService(settings, clock, audit),
-            safeguarding=SafeguardingService(settings, clock, audit, holds, erase_dates),
+            safeguarding=SafeguardingService(settings, clock, audit, holds, erase_dates, events),
             holds=holds,
             erase_dates=erase_dates,
             retention=retention,

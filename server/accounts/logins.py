@@ -21,6 +21,7 @@ from server.audit.log import Actor, AuditLog
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
+from server.events import Events, LoginsEnded
 from server.keys import AppKeys, new_token, token_hash
 
 
@@ -51,7 +52,9 @@ class StaffContext:
 
 
 class Logins:
-    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, keys: AppKeys) -> None:
+    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, keys: AppKeys,
+                 events: Events | None = None) -> None:
+        self._events = events or Events()  # sign-ins ended: open live sessions opened by them end too
         self._settings = settings
         self._clock = clock
         self._audit = audit
@@ -147,14 +150,29 @@ class Logins:
         await self._audit.record(session, ctx.actor, "staff.logout", f"staff:{ctx.staff.id}")
         await session.commit()
 
-    async def end_all(self, session: AsyncSession, staff_id: int) -> int:
-        """End every open session of one member of staff (logout everywhere, suspension)."""
+    async def end_all(self, session: AsyncSession, staff_id: int, reason: str = "You were signed out.") -> int:
+        """End every open session of one member of staff (logout everywhere, suspension, a new password); a
+        live session they joined through a sign-in ends once this commits."""
         result = await session.execute(
             update(LoginSession)
             .where(LoginSession.staff_id == staff_id, LoginSession.ended_at.is_(None))
             .values(ended_at=self._clock.now())
         )
+        self._events.publish(session, LoginsEnded(staff_id, reason))
         return int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+    async def still_open(self, session: AsyncSession, login_id: int) -> bool:
+        """Whether a sign-in is still good (not ended, expired, idle too long, or its staff suspended): the live
+        session's periodic re-check."""
+        row = (await session.execute(select(LoginSession, Staff).join(Staff, Staff.id == LoginSession.staff_id)
+                                     .where(LoginSession.id == login_id))).first()
+        if row is None:
+            return False
+        login, staff = row
+        now = self._clock.now()
+        idle = timedelta(minutes=self._settings.session_idle_minutes)
+        return (login.ended_at is None and now < login.expires_at and now - login.last_seen_at < idle
+                and not staff.suspended)
 
 
 def require_staff(ctx: StaffContext | None, roles: frozenset[Role], *, enrolment: bool = False) -> StaffContext:

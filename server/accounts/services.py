@@ -15,7 +15,9 @@ from server.accounts.passwords import hash_password
 from server.audit.log import Actor, AuditLog
 from server.clock import Clock
 from server.errors import Conflict, InvalidInput, NotFound
+from server.events import Events, PersonSuspended
 from server.keys import AppKeys
+from server.subjects import Subject
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,9 @@ class NewStaff:
 
 
 class StaffService:
-    def __init__(self, clock: Clock, audit: AuditLog, keys: AppKeys, logins: Logins) -> None:
+    def __init__(self, clock: Clock, audit: AuditLog, keys: AppKeys, logins: Logins,
+                 events: Events | None = None) -> None:
+        self._events = events or Events()
         self._clock = clock
         self._audit = audit
         self._keys = keys
@@ -72,6 +76,10 @@ class StaffService:
         await self._audit.record(session, actor, "staff.created", f"staff:{staff.id}",
                                  {"roles": staff.roles, "email": email})
         return staff
+
+    @staticmethod
+    async def everyone(session: AsyncSession) -> list[Staff]:
+        return list((await session.execute(select(Staff).order_by(Staff.name))).scalars().all())
 
     async def find_by_email(self, session: AsyncSession, email: str) -> Staff | None:
         return (
@@ -132,7 +140,8 @@ class StaffService:
         staff.suspended_by_id = actor_id
         staff.suspended_at = self._clock.now()
         staff.suspended_reason = reason.strip()
-        ended = await self._logins.end_all(session, staff.id)
+        ended = await self._logins.end_all(session, staff.id, "Your approval has been suspended.")
+        self._events.publish(session, PersonSuspended(Subject.staff(staff.id), "Your approval has been suspended."))
         await self._audit.record(session, actor, "staff.suspended", f"staff:{staff.id}",
                                  {"reason": reason.strip(), "sessions_ended": ended})
 

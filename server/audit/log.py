@@ -1,4 +1,4 @@
-"""Append-only, hash-chained audit log (DESIGN.md: every safeguarding-relevant change is audited).
+"""Append-only, hash-chained audit log (every safeguarding-relevant change is audited).
 
 Each event's hash is SHA-256 over the previous hash and a canonical encoding of the event. An event is
 written in the caller's transaction, so a change and its audit entry commit or roll back together.

@@ -1,6 +1,6 @@
 """Attendance at live sessions (policies/000_*: "attendance records and timetabling ... maintained accurately").
 
-The session hub (server/signalling/hub.py) calls ``joined`` and ``left`` on every join and leave, in the
+The session hub (server/web/live/hub.py) calls ``joined`` and ``left`` on every join and leave, in the
 transaction of the matching ``session.joined``/``session.left`` audit event, so the two never disagree. The
 timetable reads ``summary``: visits have check-in and check-out instead (server/visits/lonework.py).
 """

@@ -17,7 +17,7 @@ from server.db.base import Base, intpk
 class BookingKind(enum.StrEnum):
     LIVE_VIDEO = "live_video"
     LIVE_AUDIO = "live_audio"
-    # Face-to-face provision (issue 7, policies/001_*); details in server.visits.models.Visit
+    # Face-to-face provision (policies/001_*); details in server.visits.models.Visit
     HOME_VISIT = "home_visit"
     STUDIO_VISIT = "studio_visit"
     SETTING_SESSION = "setting_session"

@@ -24,6 +24,7 @@ from server.bookings.evening import EveningWork
 from server.bookings.models import LIVE, Booking, BookingInvitee, BookingKind, BookingStatus, InviteeRole
 from server.clock import Clock
 from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
+from server.events import Events, SessionEnded
 from server.people.models import Client, Guardian
 from server.subjects import Subject
 
@@ -54,7 +55,8 @@ class NewBooking:
 
 class BookingService:
     def __init__(self, clock: Clock, audit: AuditLog, notices: Notices | None = None, *,
-                 evening: EveningWork) -> None:
+                 evening: EveningWork, events: Events | None = None) -> None:
+        self._events = events or Events()  # a cancelled or moved booking's live session ends
         self._clock = clock
         self._audit = audit
         self._notices = notices  # None only in tests that check the booking rules alone
@@ -194,6 +196,7 @@ class BookingService:
         booking.status = BookingStatus.CANCELLED
         booking.sequence += 1
         await self._audit.record(session, actor, "booking.cancelled", f"booking:{booking.id}", {"reason": reason})
+        self._events.publish(session, SessionEnded(booking.id, "This session was cancelled."))
         if invited and (notices := self._notices_for(booking)) is not None:
             await notices.cancelled(session, actor, booking, reason)
 
@@ -220,6 +223,8 @@ class BookingService:
         await self._audit.record(session, actor, "booking.rescheduled", f"booking:{booking.id}", {
             "from": previous.isoformat(), "to": starts_at.isoformat(), "duration_minutes": duration,
             "evening_agreement_withdrawn": withdrawn})
+        self._events.publish(session, SessionEnded(booking.id, "This session has been moved to another time. "
+                                                               "Use the link in the change notice we sent."))
         if (notices := self._notices_for(booking)) is not None:
             await notices.changed(session, actor, booking, previous)
 
@@ -233,6 +238,18 @@ class BookingService:
         await self._audit.record(session, actor, "booking.link_resent", f"booking:{booking.id}", {"subject": subject})
         if (notices := self._notices_for(booking)) is not None:
             await notices.resend(session, booking, subject)
+
+    @staticmethod
+    async def client_ids_of(session: AsyncSession, practitioner_id: int) -> list[int]:
+        """The clients a practitioner has (or had) bookings with: whom they work with (need-to-know)."""
+        return list((await session.execute(select(Booking.client_id).where(
+            Booking.practitioner_id == practitioner_id).distinct())).scalars())
+
+    @staticmethod
+    async def works_with(session: AsyncSession, practitioner_id: int, client_id: int) -> bool:
+        """Whether the practitioner has (or had) a booking with the client (policies/004_*: need-to-know)."""
+        return (await session.execute(select(Booking.id).where(
+            Booking.client_id == client_id, Booking.practitioner_id == practitioner_id).limit(1))).first() is not None
 
     async def between(self, session: AsyncSession, start: datetime, end: datetime,
                       practitioner_id: int | None = None) -> list[Booking]:

@@ -7,7 +7,7 @@ session day for a consent link, today for paper forms entered by staff.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,11 +22,10 @@ from server.consent.models import Capacity, ConsentRecord, Method
 from server.consent.notice import PrivacyNotice
 from server.consent.rules import ConsentFact, Facts, PersonFacts, capacity_for
 from server.errors import InvalidInput, NotFound, PolicyViolation
+from server.events import ConsentChanged, Events
 from server.people.models import Client, Guardian, GuardianLink
 
 SCOPES = ("record", "safeguarding", "feedback")
-
-Listener = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,14 @@ class Grant:
 
 
 class ConsentService:
-    def __init__(self, clock: Clock, audit: AuditLog, organisation: str, policies_dir: Path) -> None:
+    def __init__(self, clock: Clock, audit: AuditLog, organisation: str, policies_dir: Path,
+                 events: Events | None = None) -> None:
+        self._events = events or Events()  # a change re-checks the recording gate of every live session
         self._clock = clock
         self._audit = audit
         self._organisation = organisation
         self._policies_dir = policies_dir
         self._notice: PrivacyNotice | None = None
-        self._listeners: list[Listener] = []
 
     @property
     def notice(self) -> PrivacyNotice:
@@ -57,15 +57,6 @@ class ConsentService:
         if self._notice is None:
             self._notice = PrivacyNotice.build(self._organisation, self._policies_dir)
         return self._notice
-
-    def on_change(self, listener: Listener) -> None:
-        """Call ``listener(covers)`` after a consent changes, so a live session can re-check its gate."""
-        self._listeners.append(listener)
-
-    def changed(self, covers: str) -> None:
-        """Tell listeners; called by the web layer after the transaction commits."""
-        for listener in list(self._listeners):
-            listener(covers)
 
     # ---- facts -----------------------------------------------------------------
     async def person(self, session: AsyncSession, subject: str) -> PersonFacts:
@@ -146,6 +137,7 @@ class ConsentService:
             "scopes": sorted(row.scopes), "previous_scopes": sorted(previous.scopes) if previous else [],
             "notice_version": row.notice_version, "method": row.method, "paper_reference": row.paper_reference,
         })
+        self._events.publish(session, ConsentChanged(covers))
         return row
 
     async def withdraw(self, session: AsyncSession, actor: Actor, given_by: str, covers: str) -> ConsentRecord:
@@ -163,6 +155,7 @@ class ConsentService:
         await session.flush()
         await self._audit.record(session, actor, "consent.withdrawn", covers, {
             "consent_id": row.id, "given_by": given_by, "withdrew": sorted(previous.scopes)})
+        self._events.publish(session, ConsentChanged(covers))
         return row
 
     async def set_staff_agreement(self, session: AsyncSession, actor: Actor, staff_id: int,
@@ -177,6 +170,7 @@ class ConsentService:
         await self._audit.record(session, actor, "staff.recording_agreement", f"staff:{staff_id}", {
             "signed_on": signed_on.isoformat() if signed_on else None,
             "previous": previous.isoformat() if previous else None})
+        self._events.publish(session, ConsentChanged(f"staff:{staff_id}"))
         return member
 
     async def _latest(self, session: AsyncSession, covers: str, given_by: str) -> ConsentRecord | None:

@@ -1,4 +1,4 @@
-"""Declarative base and the shared column types (STYLE.md #11).
+"""Declarative base and the shared column types.
 
 Every model in every domain folder derives from ``Base`` so that one Alembic history covers them all.
 Datetimes are always timezone-aware UTC, also on SQLite, which stores them naive.

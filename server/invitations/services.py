@@ -1,4 +1,4 @@
-"""Booking emails written in the booking's own transaction (issue 5: the transactional outbox).
+"""Booking emails written in the booking's own transaction (the transactional outbox).
 
 ``BookingService`` calls this module after adding or changing a booking and
 before the caller commits, so a booking never exists without its invitations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Staff
@@ -20,7 +19,7 @@ from server.clock import Clock
 from server.config import Settings
 from server.consent.services import ConsentService
 from server.errors import NotFound
-from server.links.models import AccessLink, LinkPurpose
+from server.links.models import LinkPurpose
 from server.links.services import LinkService
 from server.mail import messages
 from server.mail.outbox import enqueue
@@ -149,10 +148,7 @@ class BookingNotifier:
 
     async def resend(self, session: AsyncSession, booking: Booking, subject: str) -> int:
         """Revoke every link ``subject`` holds for this booking (join, check, consent) and send fresh ones."""
-        await session.execute(
-            update(AccessLink).where(AccessLink.booking_id == booking.id, AccessLink.subject == subject,
-                                     AccessLink.revoked_at.is_(None))
-            .values(revoked_at=self._clock.now(), revoked_reason="link resent"))
+        await self._links.revoke_for_subject(session, Actor.system(), subject, "link resent", booking_id=booking.id)
         return await self.invite(session, booking, only_subject=subject)
 
     async def cancelled(self, session: AsyncSession, actor: Actor, booking: Booking, reason: str) -> int:

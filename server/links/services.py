@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Staff
@@ -20,7 +20,8 @@ from server.audit.log import Actor, AuditLog
 from server.bookings.models import Booking, BookingStatus
 from server.clock import Clock
 from server.config import Settings
-from server.errors import Forbidden, Gone, NotFound
+from server.errors import DuetError, Forbidden, Gone, NotFound
+from server.events import Events, LinksRevoked
 from server.keys import AppKeys, new_token, token_hash
 from server.links.models import AccessLink, LinkPurpose
 from server.people.models import Client, Guardian
@@ -48,7 +49,9 @@ class LinkHolder:
 
 
 class LinkService:
-    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, keys: AppKeys) -> None:
+    def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, keys: AppKeys,
+                 events: Events | None = None) -> None:
+        self._events = events or Events()  # revoked links: live sessions opened with them end
         self._settings = settings
         self._clock = clock
         self._audit = audit
@@ -75,18 +78,37 @@ class LinkService:
     async def revoke_for_booking(self, session: AsyncSession, actor: Actor, booking_id: int, reason: str) -> int:
         return await self._revoke(session, actor, AccessLink.booking_id == booking_id, f"booking:{booking_id}", reason)
 
-    async def revoke_for_subject(self, session: AsyncSession, actor: Actor, subject: str, reason: str) -> int:
-        return await self._revoke(session, actor, AccessLink.subject == subject, subject, reason)
+    async def revoke_for_subject(self, session: AsyncSession, actor: Actor, subject: str, reason: str,
+                                 booking_id: int | None = None) -> int:
+        """Revoke every link ``subject`` holds (for one booking, or for all)."""
+        where = AccessLink.subject == subject
+        if booking_id is not None:
+            where = and_(where, AccessLink.booking_id == booking_id)
+        return await self._revoke(session, actor, where, f"booking:{booking_id}" if booking_id else subject, reason)
 
-    async def _revoke(self, session: AsyncSession, actor: Actor, where: object, target: str, reason: str) -> int:
-        result = await session.execute(
-            update(AccessLink).where(where, AccessLink.revoked_at.is_(None))  # type: ignore[arg-type]
-            .values(revoked_at=self._clock.now(), revoked_reason=reason[:200])
-        )
-        count = int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-        if count:
-            await self._audit.record(session, actor, "links.revoked", target, {"count": count, "reason": reason})
-        return count
+    async def _revoke(self, session: AsyncSession, actor: Actor, where: ColumnElement[bool], target: str,
+                      reason: str) -> int:
+        """Revoke the live links matching ``where``, audited; a live session opened with one ends on commit."""
+        ids = frozenset((await session.execute(
+            update(AccessLink).where(where, AccessLink.revoked_at.is_(None))
+            .values(revoked_at=self._clock.now(), revoked_reason=reason[:200]).returning(AccessLink.id)
+        )).scalars())
+        if ids:
+            await self._audit.record(session, actor, "links.revoked", target, {"count": len(ids), "reason": reason})
+            self._events.publish(session, LinksRevoked(ids, reason))
+        return len(ids)
+
+    async def still_valid(self, session: AsyncSession, link_id: int) -> bool:
+        """Whether a link still opens its booking (not revoked or expired, nobody suspended, not cancelled):
+        the live session's periodic re-check."""
+        link = await session.get(AccessLink, link_id)
+        if link is None:
+            return False
+        try:
+            await self._check(session, link)
+        except DuetError:
+            return False
+        return True
 
     # ---- checking -------------------------------------------------------------
     def window(self, booking: Booking, now: datetime | None = None) -> Window:

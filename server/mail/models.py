@@ -1,7 +1,7 @@
 """The transactional outbox table: one row per email to send.
 
 A row is written in the same transaction as the change that causes the email
-(DESIGN.md flow 1), so an email exists exactly when its booking change committed;
+(docs/consent-and-recording.md), so an email exists exactly when its booking change committed;
 ``outbox.Sender`` delivers rows later, with retries, from any node.
 """
 

@@ -3,7 +3,7 @@
 ``enqueue`` only writes into the caller's session, so the email commits (or rolls
 back) with the booking change that caused it. ``Sender`` leases due rows (on
 PostgreSQL with ``SELECT ... FOR UPDATE SKIP LOCKED`` so any number of nodes can
-run it, DESIGN.md "Growing past one machine"; on SQLite, whose writers are
+run it, docs/architecture.md, "Growing past one machine"; on SQLite, whose writers are
 serialised, with a conditional UPDATE), sends them outside any transaction,
 and records the outcome only if it still holds the lease.
 

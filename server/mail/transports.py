@@ -1,7 +1,7 @@
 """Where finished messages go: a folder of .eml files (embedded default) or an SMTP server.
 
-Both sit behind ``MailTransport`` (STYLE.md #3). Failures are translated here into
-two kinds the outbox sender acts on (STYLE.md #4): ``TransientMailError`` (try again
+Both sit behind ``MailTransport``. Failures are translated here into
+two kinds the outbox sender acts on: ``TransientMailError`` (try again
 later: no connection, timeouts, 4xx replies) and ``PermanentMailError`` (5xx replies
 such as "550 unknown user": retrying cannot help, a person must fix the address).
 """

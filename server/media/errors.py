@@ -1,4 +1,4 @@
-"""Errors the relay raises to the signalling layer (DuetError subclasses, STYLE.md #5)."""
+"""Errors the relay raises to the signalling layer (DuetError subclasses, docs/architecture.md, Conventions)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A ``TrackSource`` is one published track; a ``Leg`` is one subscriber's outgoing
 copy of it, with its own SSRC, sequence numbers, VP8 picture ids and RTP
 history (the aiortc sender's). Queues are bounded: a video leg that falls
 behind flushes to the next keyframe and asks for one, and counts what it
-dropped (STYLE.md #9) -- a delta frame is never dropped silently.
+dropped -- a delta frame is never dropped silently.
 """
 
 from __future__ import annotations

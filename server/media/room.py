@@ -1,6 +1,6 @@
 """Rooms and the router that owns them: the relay's public API.
 
-``media`` knows nothing of bookings or roles (DESIGN.md layering): the
+``media`` knows nothing of bookings or roles: the
 signalling layer decides who may join, publish or observe and calls this API.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
@@ -97,6 +98,18 @@ class PeopleService:
             "account_holder": account_holder,
         })
         return link
+
+    @staticmethod
+    async def clients(session: AsyncSession, ids: Collection[int] | None = None) -> list[Client]:
+        """Every client by name, or only those with these ids."""
+        query = select(Client).order_by(Client.last_name, Client.first_name)
+        if ids is not None:
+            query = query.where(Client.id.in_(list(ids)))
+        return list((await session.execute(query)).scalars().all())
+
+    @staticmethod
+    async def guardians(session: AsyncSession) -> list[Guardian]:
+        return list((await session.execute(select(Guardian).order_by(Guardian.name))).scalars().all())
 
     async def client(self, session: AsyncSession, client_id: int) -> Client:
         client = await session.get(Client, client_id)

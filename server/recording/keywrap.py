@@ -1,4 +1,4 @@
-"""Wrapping recording data keys: by an AWS KMS key, or to an X25519 public key (DESIGN.md).
+"""Wrapping recording data keys: by an AWS KMS key, or to an X25519 public key.
 
 A data key is stored only wrapped, bound to its recording id, so destroying the wrapped key erases the
 recording (crypto-shredding, backups included) and a wrapped key moved to another recording will not open.

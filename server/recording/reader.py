@@ -1,6 +1,6 @@
 """Reading a sealed recording back from a store: chunk by chunk, or a plaintext byte range.
 
-Review (DESIGN.md flow 5) plays a recording in the browser; the server decrypts only the chunks that cover
+Review (docs/consent-and-recording.md) plays a recording in the browser; the server decrypts only the chunks that cover
 the HTTP range asked. A recording whose final chunk (the one with the last flag) is missing was interrupted,
 by a crash or a lost upload: it plays up to its last sealed chunk and says so (``interrupted``).
 """

@@ -1,4 +1,4 @@
-"""Sealed chunk format for recordings (DESIGN.md "Recording encryption"; docs/recording-format.md).
+"""Sealed chunk format for recordings (docs/recording-format.md).
 
 Each recording has its own random 256-bit data key. Media is cut into chunks and every chunk is sealed
 with AES-256-GCM under the STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár, "Online

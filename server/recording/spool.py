@@ -1,4 +1,4 @@
-"""Local spool between the recorder and the recording store (DESIGN.md flow 4: a crash loses at most the
+"""Local spool between the recorder and the recording store (docs/consent-and-recording.md: a crash loses at most the
 last unsealed chunk).
 
 A sealed chunk is first written to local disk (temp file, fsync, rename), then uploaded by this spool's

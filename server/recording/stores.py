@@ -3,7 +3,7 @@
 One object per sealed chunk, ``<prefix><recording id>/<index:08d>.chunk``: S3 objects are immutable, so a
 recording is uploaded chunk by chunk as it goes, and a crash loses at most the chunk not yet sealed.
 Both stores keep the same contract (tests/recording/test_stores.py runs one test suite over both).
-Vendor errors are translated here (STYLE.md #4): callers only ever see ``RecordingStoreError`` and its kin.
+Vendor errors are translated here: callers only ever see ``RecordingStoreError`` and its kin.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ class S3Store:
     """Chunks as S3 objects ``<prefix><recording id>/<index:08d>.chunk`` in one bucket.
 
     boto3 is synchronous: every call runs in this store's own thread pool, whose size bounds how many
-    requests are in flight (STYLE.md #9). Call ``close()`` on shutdown.
+    requests are in flight. Call ``close()`` on shutdown.
     """
 
     def __init__(

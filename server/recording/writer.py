@@ -1,5 +1,5 @@
 """The storage end of a recording: takes the muxer's bytes, seals a chunk when it is big enough or 2 s old,
-and hands sealed chunks to the spool (DESIGN.md flow 4: "seals it in chunks at least every 2 seconds ...
+and hands sealed chunks to the spool (docs/consent-and-recording.md: "seals it in chunks at least every 2 seconds ...
 a crash loses at most the last unsealed chunk").
 
 ``begin_recording`` makes the per-recording data key and header and wraps the key; the caller stores the

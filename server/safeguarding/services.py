@@ -25,6 +25,7 @@ from server.bookings.models import Booking
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotFound
+from server.events import Events, PersonSuspended
 from server.links.models import AccessLink
 from server.mail import messages
 from server.mail.outbox import enqueue
@@ -50,7 +51,8 @@ class NewConcern:
 
 class SafeguardingService:
     def __init__(self, settings: Settings, clock: Clock, audit: AuditLog, holds: Holds,
-                 erase_dates: EraseDateRefresh) -> None:
+                 erase_dates: EraseDateRefresh, events: Events | None = None) -> None:
+        self._events = events or Events()  # a suspended person leaves live sessions at once
         self._settings = settings
         self._holds = holds
         self._erase_dates = erase_dates  # a concern about a session moves its recordings under safeguarding
@@ -241,6 +243,7 @@ class SafeguardingService:
                                          )).scalars()
         bookings = sorted(set(ids))
         await self._audit.record(session, actor, f"{kind}.suspended", subject, {"reason": reason})
+        self._events.publish(session, PersonSuspended(subject, "This session cannot go ahead at the moment."))
         return bookings
 
     async def reinstate(self, session: AsyncSession, actor: Actor, person: Client | Guardian, reason: str) -> None:

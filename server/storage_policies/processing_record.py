@@ -14,7 +14,7 @@ from server.storage_policies.models import Policy, PolicySet
 
 CONTROLLER_PLACEHOLDER = "[controller: organisation name, address, DPO contact - set DUET_ORGANISATION]"
 
-# Art. 32 technical measures, as implemented by server/recording (DESIGN.md "Recording encryption").
+# Art. 32 technical measures, as implemented by server/recording (docs/recording-format.md).
 SECURITY_MEASURES: tuple[str, ...] = (
     (
         "Each recording has its own random 256-bit data key; media is sealed in chunks of at most 2 seconds "

@@ -119,7 +119,7 @@ class LoneWorking:
 
 
 # Who each stage goes to. The escalation stage (stored as "safeguarding") reaches the safeguarding leads and
-# the head of service together (issue 7; policies/003_*: a member of staff who cannot be contacted is
+# the head of service together (policies/003_*: a member of staff who cannot be contacted is
 # reported to the head, who decides whether to call the police).
 STAGE_ROLES: dict[AlertStage, frozenset[Role]] = {
     AlertStage.MANAGER: frozenset({Role.MANAGER}),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,7 @@ from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 from server.people.models import Client
 from server.visits import allocation, rules
 from server.visits.distance import DistanceModel, Location
-from server.visits.models import LocationKind, Studio, Visit, WorkspaceCheck
+from server.visits.models import LocationKind, Studio, Visit, VisitAlert, WorkspaceCheck
 
 KIND_LOCATION = {BookingKind.HOME_VISIT: LocationKind.HOME, BookingKind.STUDIO_VISIT: LocationKind.STUDIO}
 CHECKLIST_ITEMS = ("ventilation", "lighting_and_heat", "window_or_open_door", "safe_to_work", "carer_on_site")
@@ -143,6 +143,63 @@ class VisitService:
         if subject in holders or (adult and subject == f"client:{client.id}"):
             return []
         return [f"{subject} is not the account holder for {client.name}"]
+
+    # ---- listings ------------------------------------------------------------------------------------
+    @staticmethod
+    async def alerts(session: AsyncSession, visit_id: int) -> list[VisitAlert]:
+        """The overdue check-out alerts sent for a visit, oldest first."""
+        return list((await session.execute(select(VisitAlert).where(VisitAlert.visit_id == visit_id)
+                                           .order_by(VisitAlert.id))).scalars())
+
+    async def on_day(self, session: AsyncSession, practitioner_id: int, day: date) -> list[tuple[Booking, Visit]]:
+        """A practitioner's visits starting on ``day`` (the organisation's time zone), in time order."""
+        start = datetime.combine(day, time(0), self._settings.zone)
+        rows = (await session.execute(select(Booking, Visit).join(Visit, Visit.booking_id == Booking.id).where(
+            Booking.practitioner_id == practitioner_id, Booking.starts_at >= start,
+            Booking.starts_at < start + timedelta(days=1)).order_by(Booking.starts_at))).all()
+        return [(b, v) for b, v in rows]
+
+    @staticmethod
+    async def timetable(session: AsyncSession, *, start: datetime | None = None, end: datetime | None = None,
+                        practitioner_id: int | None = None, client_id: int | None = None,
+                        booking_ids: list[int] | None = None) -> list[tuple[Booking, Visit | None]]:
+        """Bookings of every kind (a visit with its details, a live session with None), in time order."""
+        query = select(Booking, Visit).outerjoin(Visit, Visit.booking_id == Booking.id)
+        if start is not None:
+            query = query.where(Booking.starts_at >= start)
+        if end is not None:
+            query = query.where(Booking.starts_at < end)
+        if practitioner_id is not None:
+            query = query.where(Booking.practitioner_id == practitioner_id)
+        if client_id is not None:
+            query = query.where(Booking.client_id == client_id)
+        if booking_ids is not None:
+            query = query.where(Booking.id.in_(booking_ids))
+        rows = (await session.execute(query.order_by(Booking.starts_at, Booking.id))).all()
+        return [(b, v) for b, v in rows]
+
+    # ---- studios (policies/000_*: studio visits only at approved studios) ------------------------------
+    @staticmethod
+    async def studios(session: AsyncSession) -> list[Studio]:
+        return list((await session.execute(select(Studio).order_by(Studio.name))).scalars())
+
+    async def add_studio(self, session: AsyncSession, actor: Actor, *, name: str, address: str,
+                         lat: float | None, lon: float | None) -> Studio:
+        """A studio the office has found; not for visits until approved."""
+        studio = Studio(name=name, address=address, lat=lat, lon=lon, approved=False, created_at=self._clock.now())
+        session.add(studio)
+        await session.flush()
+        await self._audit.record(session, actor, "studio.added", f"studio:{studio.id}", {"name": studio.name})
+        return studio
+
+    async def approve_studio(self, session: AsyncSession, actor: Actor, approver_id: int, studio_id: int,
+                             reason: str) -> Studio:
+        studio = await session.get(Studio, studio_id)
+        if studio is None:
+            raise NotFound("There is no such studio.")
+        studio.approved, studio.approved_by_id, studio.approved_at = True, approver_id, self._clock.now()
+        await self._audit.record(session, actor, "studio.approved", f"studio:{studio.id}", {"reason": reason})
+        return studio
 
     async def get(self, session: AsyncSession, booking_id: int) -> tuple[Booking, Visit]:
         booking = await session.get(Booking, booking_id)

@@ -11,12 +11,14 @@ if TYPE_CHECKING:  # named in the keys' type parameters only
     from server.accounts.logins import StaffContext  # noqa: F401
     from server.links.services import LinkHolder  # noqa: F401
     from server.services import Services  # noqa: F401
+    from server.web.live.guard import SessionGuard  # noqa: F401
     from server.web.live.hub import SessionHub  # noqa: F401
     from server.web.live.recording import LiveRecording  # noqa: F401
 
 SERVICES = web.AppKey["Services"]("services")
 HUB = web.AppKey["SessionHub"]("hub")
 RECORDING = web.AppKey["LiveRecording"]("recording")
+GUARD = web.AppKey["SessionGuard"]("guard")
 SESSIONMAKER = web.AppKey[async_sessionmaker[AsyncSession]]("sessionmaker")
 
 # request-scoped values (request[...])

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from server.web.access import public, route_rule
-from server.web.api import DOC_ATTR, Doc
+from server.web.http import DOC_ATTR, Doc
 
 PROBLEM = {
     "type": "object",

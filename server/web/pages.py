@@ -1,27 +1,25 @@
-"""HTML pages and the link exchange. Page bodies live in the top-level web/ folder."""
+"""The staff pages and the link exchange (/, /healthz, /login, /dashboard, /recordings, /concerns, /visits,
+/l/{token}). Page bodies live in the top-level web/ folder."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
-from server.bookings.models import Booking
+from server.accounts.models import Role
 from server.links.models import LinkPurpose
-from server.links.services import LinkHolder
-from server.people.models import Client
-from server.web.access import link_holder, public, staff
-from server.web.api import Out, documented, ok
-from server.web.keys import DB, HOLDER, LINK_COOKIE, SERVICES, STAFF
+from server.web.access import public, staff
+from server.web.keys import DB, LINK_COOKIE, SERVICES
 from server.web.pages_render import render
-from server.web.pages_window import outside_window
 
 routes = web.RouteTableDef()
 
-# Where each link purpose lands after the exchange. Later pages (consent, device check) add theirs here.
-LANDING: dict[LinkPurpose, str] = {purpose: "" for purpose in LinkPurpose}
-LANDING[LinkPurpose.CONSENT] = "/consent"  # issue 4: the consent page
-LANDING[LinkPurpose.CHECK] = "/check"  # issue 6: the device and network check
+
+# Where each link purpose lands after the exchange.
+LANDING: dict[LinkPurpose, str] = {
+    LinkPurpose.JOIN: "",  # the lobby
+    LinkPurpose.CONSENT: "/consent",  # the consent page
+    LinkPurpose.CHECK: "/check",  # the device and network check
+}
 
 
 @routes.get("/")
@@ -62,45 +60,20 @@ async def open_link(request: web.Request) -> web.Response:
     raise response
 
 
-@routes.get("/s/{booking_id}")
-@link_holder(LinkPurpose.JOIN)
-async def session_page(request: web.Request) -> web.Response:
-    waiting_or_ended = await outside_window(request)  # issue 5: the lobby only inside the join window
-    if waiting_or_ended is not None:
-        return waiting_or_ended
-    return render("session.html", organisation=request.app[SERVICES].settings.organisation)
+@routes.get("/recordings")
+@staff(Role.SAFEGUARDING)
+async def recordings_page(request: web.Request) -> web.Response:
+    return render("recordings.html", organisation=request.app[SERVICES].settings.organisation)
 
 
-class SessionContextOut(Out):
-    booking_id: int
-    kind: str
-    starts_at: datetime
-    ends_at: datetime
-    window: str
-    you: str
-    role: str  # host (the practitioner), participant (guardian or client) or observer (safeguarding)
-    client_first_name: str
-    csrf_token: str
+@routes.get("/concerns")
+@staff()
+async def concerns_page(request: web.Request) -> web.Response:
+    """Staff page: the concerns the viewer may read (the API decides which), each with its 24-hour clock."""
+    return render("concerns.html", organisation=request.app[SERVICES].settings.organisation)
 
 
-@routes.get("/s/{booking_id}/api/context")
-@link_holder(LinkPurpose.JOIN, LinkPurpose.CHECK, LinkPurpose.CONSENT)  # every page reads it
-@documented("The session as its holder sees it: time window, who they are", response=SessionContextOut)
-async def session_context(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    holder: LinkHolder | None = request.get(HOLDER)
-    booking: Booking
-    if holder is not None:
-        booking, you, csrf = holder.booking, holder.name, services.links.csrf_token(holder)
-        role = "host" if holder.link.subject == f"staff:{booking.practitioner_id}" else "participant"
-    else:
-        ctx = request[STAFF]
-        booking = await services.bookings.get(request[DB], int(request.match_info["booking_id"]))
-        you, csrf = ctx.staff.name, ctx.login.csrf_token
-        role = "host" if ctx.staff.id == booking.practitioner_id else "observer"
-    client = await request[DB].get(Client, booking.client_id)
-    return ok(SessionContextOut(
-        booking_id=booking.id, kind=booking.kind, starts_at=booking.starts_at, ends_at=booking.ends_at,
-        window=services.links.window(booking).value, you=you, role=role,
-        client_first_name=client.first_name if client else "", csrf_token=csrf,
-    ))
+@routes.get("/visits")
+@staff()
+async def visits_page(request: web.Request) -> web.Response:
+    return render("visit.html", organisation=request.app[SERVICES].settings.organisation)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.clock import FakeClock
 from server.consent.services import Grant
+from server.events import ConsentChanged
 from server.links.models import LinkPurpose
 from server.recording.gate import decide, presence_of
 from server.services import Services
@@ -28,7 +29,7 @@ async def test_the_gate_follows_publishing_muting_and_a_withdrawal_in_mid_sessio
         await services.consent.give(s, SETUP, gail, child, Grant(True, True, False), day)
         await s.commit()
     heard: list[str] = []
-    services.consent.on_change(heard.append)
+    services.events.subscribe(lambda event: heard.append(event.covers) if isinstance(event, ConsentChanged) else None)
     room = [presence_of(tutor, ON, UNMUTED), presence_of(child, ON, UNMUTED),
             presence_of(f"staff:{org.safeguarding_id}", {"audio": False, "video": False}, UNMUTED)]
     async with sessionmaker() as s:

@@ -200,7 +200,7 @@ async def test_implicit_tls_smtps(smtp_server_factory: SmtpServerFactory, smtp_t
     assert len(server.messages) == 1
 
 
-# ---- one contract for every transport (STYLE.md #3) ------------------------
+# ---- one contract for every transport ------------------------
 
 
 @pytest.mark.parametrize("kind", ["folder", "smtp"])

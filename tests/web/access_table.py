@@ -6,7 +6,7 @@ layer (any status but 401/403); every other caller must be refused with 401 or 4
   "practitioner"  the tutor who owns org.booking_id
   "practitioner2" another tutor (not on that booking)
   "admin", "manager", "safeguarding" (TOTP done)
-  "head_of_service" the head of the service, no other role (issue 7: overdue check-out escalation)
+  "head_of_service" the head of the service, no other role (overdue check-out escalation)
   "link"          the guardian holding a join link for org.booking_id (cookie from /l/<token>)
   "link_other"    a guardian holding a link for a different booking
   "check_link"    the guardian holding only a device-check link for org.booking_id: never the live session
@@ -69,7 +69,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/bookings/{booking_id}/resend"): frozenset({"admin"}),
     ("POST", "/api/v1/bookings/{booking_id}/evening-agreement"): frozenset({"manager"}),
     ("GET", "/api/v1/mail/failed"): frozenset({"admin", "manager"}),
-    # issue 7: visits, studios, concerns, holds, suspension of clients and families
+    # visits, studios, concerns, holds, suspension of clients and families
     ("GET", "/visits"): STAFF,
     ("GET", "/api/v1/visits/proposals"): frozenset({"admin"}),
     ("GET", "/api/v1/visits/mine"): frozenset({"practitioner", "practitioner2"}),
@@ -109,7 +109,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/clients/{client_id}/reinstate"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/guardians/{guardian_id}/suspend"): frozenset({"safeguarding"}),
     ("POST", "/api/v1/guardians/{guardian_id}/reinstate"): frozenset({"safeguarding"}),
-    # issue 4: consent (families through their link; paper forms and history for staff)
+    # consent (families through their link; paper forms and history for staff)
     ("GET", "/s/{booking_id}/consent"): SESSION,
     ("GET", "/s/{booking_id}/api/consent"): frozenset({"link"}),
     ("POST", "/s/{booking_id}/api/consent"): frozenset({"link"}),
@@ -117,7 +117,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/consents"): OFFICE,
     ("GET", "/api/v1/consents"): STAFF,
     ("POST", "/api/v1/staff/{staff_id}/recording-agreement"): frozenset({"admin", "manager"}),
-    # issue 7: blended plans, staff only (practitioners: the plans they lead, else 404); no family routes
+    # blended plans, staff only (practitioners: the plans they lead, else 404); no family routes
     ("GET", "/api/v1/plans"): STAFF,
     ("POST", "/api/v1/plans"): PLAN_EDITORS,
     ("GET", "/api/v1/plans/{plan_id}"): STAFF,

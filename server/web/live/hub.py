@@ -47,6 +47,8 @@ class Member:
     name: str
     role: Role
     ws: web.WebSocketResponse
+    link_id: int | None = None  # joined through this link (a family, or staff by their own link) ...
+    login_id: int | None = None  # ... or through this staff sign-in
     participant: Participant | None = None
     pump: asyncio.Task[None] | None = None
     publishing: dict[str, bool] = field(default_factory=lambda: {"audio": False, "video": False})
@@ -76,6 +78,8 @@ class Change:
 class Session:
     booking_id: int
     room: Room
+    practitioner_id: int
+    client_id: int
     members: dict[str, Member] = field(default_factory=dict)
     closer: asyncio.Task[None] | None = None
 
@@ -139,11 +143,15 @@ class SessionHub:
                 continue
             member = session.members.get(subject)
             if member is not None:
-                await member.send({"type": "removed", "reason": reason})
-                await self.depart(session, member, "removed")
-                await member.ws.close(code=4403, message=b"removed")
+                await self.remove_member(session, member, reason)
                 removed += 1
         return removed
+
+    async def remove_member(self, session: Session, member: Member, reason: str) -> None:
+        """Take one member out: their page says why, their media stops, their socket closes."""
+        await member.send({"type": "removed", "reason": reason})
+        await self.depart(session, member, "removed")
+        await member.ws.close(code=4403, message=b"removed")
 
     # ---- lifecycle ------------------------------------------------------------------
     def open(self, booking: Booking) -> Session:
@@ -153,7 +161,7 @@ class SessionHub:
             return session
         room = self.router.room(f"booking-{booking.id}", audio_only=booking.audio_only,
                                 music_mode=booking.music_mode)
-        session = self.sessions[booking.id] = Session(booking.id, room)
+        session = self.sessions[booking.id] = Session(booking.id, room, booking.practitioner_id, booking.client_id)
         delay = (booking.ends_at + self.late_grace - self.clock.now()).total_seconds()
         session.closer = asyncio.create_task(self._close_at_window_end(session, delay))
         return session

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.audit.log import Actor
 from server.clock import Clock
 from server.config import Settings
-from server.consent.services import ConsentService
 from server.errors import DuetError
+from server.events import ConsentChanged, Event, Events
 from server.recording.gate import Presence, presence_of
 from server.recording.services import RecordingService
 from server.web.live.hub import Change, Member, Session, SessionHub
@@ -43,7 +43,7 @@ WATCH_SECONDS = 1.0
 
 
 class LiveRecording:
-    def __init__(self, hub: SessionHub, service: RecordingService, consent: ConsentService,
+    def __init__(self, hub: SessionHub, service: RecordingService, events: Events,
                  sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings) -> None:
         self.hub, self.service, self.sessionmaker = hub, service, sessionmaker
         self.clock, self.settings = clock, settings
@@ -53,7 +53,7 @@ class LiveRecording:
         self._watching: dict[int, asyncio.Task[None]] = {}
         hub.on_message("record", RecordToggle, self._toggle, roles=frozenset({"host"}))
         hub.on_change(self._changed)
-        consent.on_change(self._consent_changed)
+        events.subscribe(self._heard)
 
     def _day(self) -> date:
         return self.clock.now().astimezone(self.settings.zone).date()
@@ -147,7 +147,10 @@ class LiveRecording:
         if not decision.open:
             await self._announce(booking_id, state_message("paused", decision.reason))
 
-    def _consent_changed(self, covers: str) -> None:
+    def _heard(self, event: Event) -> None:
+        """A consent changed somewhere: every session that records re-checks its gate at once."""
+        if not isinstance(event, ConsentChanged):
+            return
         for booking_id in list(self.hub.sessions):
             if self.service.recording(booking_id) is not None:
                 task = asyncio.get_running_loop().create_task(self.recheck(booking_id))

@@ -22,8 +22,9 @@ from server.links.models import LinkPurpose
 from server.links.services import Window
 from server.media import BadSessionDescription, NegotiationOutOfOrder, RoomClosed
 from server.media.frames import voice_cue
+from server.subjects import Subject
 from server.web.access import link_holder
-from server.web.api import path_id, validation_detail
+from server.web.http import path_id, validation_detail
 from server.web.keys import DB, HOLDER, HUB, SERVICES, STAFF
 from server.web.live import messages as m
 from server.web.live.hub import Member, Role, Session, SessionHub
@@ -62,15 +63,21 @@ class RateLimiter:
         return False
 
 
-def _who(request: web.Request, booking: Booking) -> tuple[str, str, Role]:
+def _subject(request: web.Request) -> Subject:
+    holder = request.get(HOLDER)
+    return Subject(holder.link.subject) if holder is not None else Subject.staff(request[STAFF].staff.id)
+
+
+def _member(request: web.Request, booking: Booking, ws: web.WebSocketResponse) -> Member:
+    """Who is asking, and through what: a link (its id), or a staff sign-in (its id)."""
     holder = request.get(HOLDER)
     if holder is not None:
         subject = holder.link.subject
-        role: Role = "host" if subject == f"staff:{booking.practitioner_id}" else "participant"
-        return subject, holder.name, role
+        role: Role = "host" if subject == Subject.staff(booking.practitioner_id) else "participant"
+        return Member(subject, holder.name, role, ws, link_id=holder.link.id)
     ctx = request[STAFF]
-    subject = f"staff:{ctx.staff.id}"
-    return subject, ctx.staff.name, "host" if ctx.staff.id == booking.practitioner_id else "observer"
+    role = "host" if ctx.staff.id == booking.practitioner_id else "observer"
+    return Member(Subject.staff(ctx.staff.id), ctx.staff.name, role, ws, login_id=ctx.login.id)
 
 
 async def _refuse(ws: web.WebSocketResponse, code: str, detail: str, close: int) -> web.WebSocketResponse:
@@ -90,9 +97,9 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(reason="WebSocket from another origin")
     booking_id = path_id(request, "booking_id")
     booking = await services.bookings.get(request[DB], booking_id)
-    subject, name, role = _who(request, booking)
+    is_host = _subject(request) == Subject.staff(booking.practitioner_id)
     # policies/000_*: evening work after a day unavailable waits for a manager; the practitioner is told why.
-    blocked = await services.bookings.blocked_reason(request[DB], booking) if role == "host" else None
+    blocked = await services.bookings.blocked_reason(request[DB], booking) if is_host else None
     await request[DB].close()  # a socket lives long; it must not hold a database connection
     ws = web.WebSocketResponse(max_msg_size=m.MAX_MESSAGE_BYTES, heartbeat=20)
     await ws.prepare(request)
@@ -106,10 +113,11 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                   if window == Window.NOT_YET else "This session has ended.")
         return await _refuse(ws, "window", detail, 4403)
     session = hub.open(booking)
-    member = Member(subject, name, role, ws)
+    member = _member(request, booking, ws)
     await hub.admit(session, member)
     await member.send({
-        "type": "welcome", "you": subject, "name": name, "role": role, "audio_only": booking.audio_only,
+        "type": "welcome", "you": member.pid, "name": member.name, "role": member.role,
+        "audio_only": booking.audio_only,
         "music_mode": session.room.music_mode, "ice_servers": services.settings.ice_server_list(),
         "members": session.presence(), "chat": await _chat_history(hub, booking_id),
     })

@@ -1,4 +1,4 @@
-"""visits and safeguarding (issue 7): studios, visits, workspace checks, visit alerts, concerns, recording holds
+"""visits and safeguarding: studios, visits, workspace checks, visit alerts, concerns, recording holds
 
 Revision ID: 0006
 Revises: 0001

@@ -1,4 +1,4 @@
-"""live-session attendance, the after-visit record, evening agreement on every booking (issue 7)
+"""live-session attendance, the after-visit record, evening agreement on every booking
 
 * ``session_attendance``: who joined a live session, first join, last join and last leave (policies/000_*
   "attendance records ... maintained accurately"), one row per booking and person.

@@ -1,4 +1,4 @@
-"""blended plans (issue 7; policies/000 provision type 4): a client's plan, its bookings and resources
+"""blended plans (policies/000 provision type 4): a client's plan, its bookings and resources
 
 Revision ID: 0011
 Revises: 0010

@@ -1,12 +1,12 @@
-"""Visits API: book, authorise, allocate, workspace checklist, lone working; the phone page /visits."""
+"""/api/v1/visits: home, studio and setting visits: proposals, booking, authorisation, evening agreement,
+the workspace checklist, lone working (itinerary, check-in, check-out, no-show, safety cancel), overdue
+alerts and the after-visit record."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
-from pydantic import Field
-from sqlalchemy import ColumnElement, and_, select
 
 from server.accounts.logins import StaffContext
 from server.accounts.models import OFFICE, Role
@@ -14,13 +14,12 @@ from server.bookings.models import Booking
 from server.errors import InvalidInput, NotFound
 from server.visits import rules
 from server.visits.lonework import ACKNOWLEDGERS
-from server.visits.models import Visit, VisitAlert
+from server.visits.models import Visit
 from server.visits.services import NewVisit
 from server.web.access import staff
-from server.web.api import Body, Out, documented, ok, path_id, query_date, read_body
+from server.web.http import ReasonBody, documented, ok, path_id, query_date, read_body
 from server.web.keys import DB, SERVICES, STAFF
-from server.web.pages_render import render
-from server.web.visit_schemas import (
+from server.web.schemas.visits import (
     AfterVisitBody,
     AfterVisitOut,
     AlertOut,
@@ -33,7 +32,6 @@ from server.web.visit_schemas import (
     ProposalOut,
     ProposalsOut,
     PurposeBody,
-    ReasonBody,
     TimetableEntry,
     VisitBody,
     VisitOut,
@@ -44,8 +42,7 @@ routes = web.RouteTableDef()
 
 async def _out(request: web.Request, booking: Booking, visit: Visit) -> VisitOut:
     services = request.app[SERVICES]
-    alerts = (await request[DB].execute(select(VisitAlert).where(VisitAlert.visit_id == visit.id)
-                                        .order_by(VisitAlert.id))).scalars()
+    alerts = await services.visits.alerts(request[DB], visit.id)
     return VisitOut(
         booking_id=booking.id, kind=booking.kind, status=booking.status, practitioner_id=booking.practitioner_id,
         client_id=booking.client_id, starts_at=booking.starts_at, ends_at=booking.ends_at,
@@ -66,12 +63,6 @@ async def _visible(request: web.Request) -> tuple[Booking, Visit]:
     if not ctx.staff.role_set & OFFICE and booking.practitioner_id != ctx.staff.id:
         raise NotFound(f"There is no visit with booking id {booking.id}.")
     return booking, visit
-
-
-@routes.get("/visits")
-@staff()
-async def visits_page(request: web.Request) -> web.Response:
-    return render("visit.html", organisation=request.app[SERVICES].settings.organisation)
 
 
 @routes.get("/api/v1/visits/proposals")
@@ -103,10 +94,7 @@ async def my_visits(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     zone = services.settings.zone
     day: date = query_date(request, "day", services.clock.now().astimezone(zone).date())
-    start = datetime.combine(day, time(0), zone)
-    rows = (await request[DB].execute(select(Booking, Visit).join(Visit, Visit.booking_id == Booking.id).where(
-        Booking.practitioner_id == request[STAFF].staff.id, Booking.starts_at >= start,
-        Booking.starts_at < start + timedelta(days=1)).order_by(Booking.starts_at))).all()
+    rows = await services.visits.on_day(request[DB], request[STAFF].staff.id, day)
     return ok([await _out(request, b, v) for b, v in rows])
 
 
@@ -134,19 +122,16 @@ async def timetable(request: web.Request) -> web.Response:
     if not office and person != {"practitioner_id": ctx.staff.id}:
         raise NotFound("You can see your own timetable only.")
     start = datetime.combine(first, time(0), zone)
-    whose = Booking.practitioner_id == person["practitioner_id"] if "practitioner_id" in person \
-        else Booking.client_id == person["client_id"]
-    return ok(await timetable_entries(request, and_(
-        Booking.starts_at >= start, Booking.starts_at < start + timedelta(days=days), whose)))
+    rows = await services.visits.timetable(request[DB], start=start, end=start + timedelta(days=days),
+                                           practitioner_id=person.get("practitioner_id"),
+                                           client_id=person.get("client_id"))
+    return ok(await timetable_entries(request, rows))
 
 
-async def timetable_entries(request: web.Request, where: ColumnElement[bool]) -> list[TimetableEntry]:
-    """The timetable entries of the bookings matching ``where``, in time order, with their attendance and
-    blended plan. Blended plans (server/web/api_plans.py) list their bookings through this too, so that a
-    plan shows the same attendance as the timetable."""
-    query = select(Booking, Visit).outerjoin(Visit, Visit.booking_id == Booking.id).where(where).order_by(
-        Booking.starts_at, Booking.id)
-    rows = (await request[DB].execute(query)).all()
+async def timetable_entries(request: web.Request, rows: list[tuple[Booking, Visit | None]]) -> list[TimetableEntry]:
+    """Timetable entries for these bookings, with their attendance and blended plan. Blended plans
+    (server/web/api/plans.py) list their bookings through this too, so that a plan shows the same
+    attendance as the timetable."""
     plans = await request.app[SERVICES].plans.plans_of(request[DB], [b.id for b, _ in rows])
     attendance = request.app[SERVICES].attendance  # live sessions: who joined (server/bookings/attendance.py)
     joined = await attendance.of(request[DB], [b.id for b, v in rows if v is None])
@@ -225,32 +210,6 @@ async def evening_agreement(request: web.Request) -> web.Response:
     return ok(await _out(request, booking, visit))
 
 
-class UnavailableBody(Body):
-    day: date
-    reason: str = Field(min_length=3, max_length=500)
-
-
-class UnavailableOut(Out):
-    staff_id: int
-    day: date
-    reason: str
-    blocked_booking_ids: list[int]  # their bookings that evening now waiting for a manager's agreement
-
-
-@routes.post("/api/v1/staff/{staff_id}/unavailable")
-@staff(Role.ADMIN, Role.MANAGER)
-@documented("Mark a practitioner unavailable during a day: evening sessions and visits that day need a manager",
-            body=UnavailableBody, response=UnavailableOut)
-async def mark_unavailable(request: web.Request) -> web.Response:
-    body = await read_body(request, UnavailableBody)
-    ctx: StaffContext = request[STAFF]
-    row, blocked = await request.app[SERVICES].visits.mark_unavailable(
-        request[DB], ctx.actor, ctx.staff.id, path_id(request, "staff_id"), body.day, body.reason)
-    await request[DB].commit()
-    return ok(UnavailableOut(staff_id=row.staff_id, day=row.day, reason=row.reason,
-                             blocked_booking_ids=[b.id for b in blocked]), status=201)
-
-
 @routes.post("/api/v1/visits/{booking_id}/checklist")
 @staff(Role.PRACTITIONER)
 @documented("The practitioner records the workspace checklist completed with the account holder",
@@ -276,19 +235,6 @@ async def confirm_checklist(request: web.Request) -> web.Response:
     return ok(CheckOut.model_validate(check))
 
 
-@routes.post("/api/v1/clients/{client_id}/workspace-change")
-@staff()
-@documented("Report an observable change to a client's home: a new checklist is needed", body=ReasonBody,
-            response=CheckOut)
-async def workspace_change(request: web.Request) -> web.Response:
-    body = await read_body(request, ReasonBody)
-    ctx: StaffContext = request[STAFF]
-    change = await request.app[SERVICES].visits.report_change(request[DB], ctx.actor, ctx.staff.id,
-                                                              path_id(request, "client_id"), body.reason)
-    await request[DB].commit()
-    return ok(CheckOut.model_validate(change), status=201)
-
-
 @routes.post("/api/v1/visits/{booking_id}/itinerary")
 @staff(Role.PRACTITIONER)
 @documented("Before leaving: the visit address, expected arrival and return", body=ItineraryBody,
@@ -303,39 +249,6 @@ async def itinerary(request: web.Request) -> web.Response:
     await request[DB].commit()
     booking, visit = await services.visits.get(request[DB], booking_id)
     return ok(await _out(request, booking, visit))
-
-
-def _lone_action(action: str, summary: str, with_reason: bool = False) -> None:
-    """Register POST /api/v1/visits/{booking_id}/<action> for one lone-working step."""
-
-    @routes.post(f"/api/v1/visits/{{booking_id}}/{action}")
-    @staff(Role.PRACTITIONER)
-    @documented(summary, body=ReasonBody if with_reason else None, response=VisitOut)
-    async def handler(request: web.Request) -> web.Response:
-        reason = (await read_body(request, ReasonBody)).reason if with_reason else None
-        ctx: StaffContext = request[STAFF]
-        services = request.app[SERVICES]
-        booking_id = path_id(request, "booking_id")
-        lone = services.lone_working
-        if action == "check-in":
-            await lone.check_in(request[DB], ctx.actor, ctx.staff.id, booking_id)
-        elif action == "check-out":
-            await lone.check_out(request[DB], ctx.actor, ctx.staff.id, booking_id)
-        elif action == "no-show":
-            await lone.no_show(request[DB], ctx.actor, ctx.staff.id, booking_id)
-        else:
-            await lone.cancel_for_safety(request[DB], ctx.actor, ctx.staff.id, booking_id, reason or "")
-        await request[DB].commit()
-        booking, visit = await services.visits.get(request[DB], booking_id)
-        return ok(await _out(request, booking, visit))
-
-    handler.__name__ = f"visit_{action.replace('-', '_')}"
-
-
-_lone_action("check-in", "Check in on arrival (refused while the visit is blocked or unauthorised)")
-_lone_action("check-out", "Check out on leaving")
-_lone_action("no-show", "No answer at the door after 5 minutes: record a no-show and leave")
-_lone_action("safety-cancel", "Cancel or leave a visit over safety, with the reason", with_reason=True)
 
 
 @routes.post("/api/v1/visits/{booking_id}/acknowledge")
@@ -372,3 +285,51 @@ async def get_after_visit_record(request: web.Request) -> web.Response:
     ctx: StaffContext = request[STAFF]
     made = await request.app[SERVICES].visit_records.get(request[DB], ctx.staff, path_id(request, "booking_id"))
     return ok(AfterVisitOut.of(made))
+
+
+async def _lone_step(request: web.Request, step: str) -> web.Response:
+    """One lone-working step by the visit's own practitioner, then the visit as it now is."""
+    ctx: StaffContext = request[STAFF]
+    services = request.app[SERVICES]
+    booking_id = path_id(request, "booking_id")
+    lone = services.lone_working
+    if step == "check-in":
+        await lone.check_in(request[DB], ctx.actor, ctx.staff.id, booking_id)
+    elif step == "check-out":
+        await lone.check_out(request[DB], ctx.actor, ctx.staff.id, booking_id)
+    elif step == "no-show":
+        await lone.no_show(request[DB], ctx.actor, ctx.staff.id, booking_id)
+    else:
+        reason = (await read_body(request, ReasonBody)).reason
+        await lone.cancel_for_safety(request[DB], ctx.actor, ctx.staff.id, booking_id, reason)
+    await request[DB].commit()
+    booking, visit = await services.visits.get(request[DB], booking_id)
+    return ok(await _out(request, booking, visit))
+
+
+@routes.post("/api/v1/visits/{booking_id}/check-in")
+@staff(Role.PRACTITIONER)
+@documented("Check in on arrival (refused while the visit is blocked or unauthorised)", response=VisitOut)
+async def visit_check_in(request: web.Request) -> web.Response:
+    return await _lone_step(request, "check-in")
+
+
+@routes.post("/api/v1/visits/{booking_id}/check-out")
+@staff(Role.PRACTITIONER)
+@documented("Check out on leaving", response=VisitOut)
+async def visit_check_out(request: web.Request) -> web.Response:
+    return await _lone_step(request, "check-out")
+
+
+@routes.post("/api/v1/visits/{booking_id}/no-show")
+@staff(Role.PRACTITIONER)
+@documented("No answer at the door after 5 minutes: record a no-show and leave", response=VisitOut)
+async def visit_no_show(request: web.Request) -> web.Response:
+    return await _lone_step(request, "no-show")
+
+
+@routes.post("/api/v1/visits/{booking_id}/safety-cancel")
+@staff(Role.PRACTITIONER)
+@documented("Cancel or leave a visit over safety, with the reason", body=ReasonBody, response=VisitOut)
+async def visit_safety_cancel(request: web.Request) -> web.Response:
+    return await _lone_step(request, "safety-cancel")

@@ -2,25 +2,20 @@
 
 The probes themselves (a data-channel echo and a video loopback, each in a room of its own) are
 ``server/checks/probes.py``. Runs are limited per person and per address (``CheckService.allow_run``) and
-probes in flight per link and in all (``Probes``).
-"""
+probes in flight per link and in all (``Probes``)."""
 
 from __future__ import annotations
-
-import json
-from datetime import datetime
 
 from aiohttp import web
 from pydantic import Field
 
-from server.accounts.models import OFFICE
 from server.checks.verdict import Measurements
 from server.errors import NotFound
 from server.links.models import LinkPurpose
 from server.links.services import LinkHolder
-from server.web.access import link_holder, staff
-from server.web.api import Body, Out, documented, ok, path_id, read_body
-from server.web.keys import DB, HOLDER, SERVICES, STAFF
+from server.web.access import link_holder
+from server.web.http import Body, Out, documented, ok, read_body
+from server.web.keys import DB, HOLDER, SERVICES
 from server.web.pages_render import render
 
 routes = web.RouteTableDef()
@@ -69,21 +64,6 @@ class VerdictOut(Out):
     reasons: list[str]
     music_advisable: bool
     music_reasons: list[str]
-
-
-class CheckOut(Out):
-    subject: str
-    checked_at: datetime
-    days_ago: int  # by the server's clock: the dashboard must not trust the viewer's
-    verdict: str
-    reasons: list[str]
-    up_kbps: float
-    down_kbps: float
-    rtt_ms: float
-    music_advisable: bool
-    device: str
-    shared_with: str
-    safeguarding_measures: str
 
 
 def _holder(request: web.Request) -> LinkHolder:
@@ -153,25 +133,3 @@ async def results(request: web.Request) -> web.Response:
     await request[DB].commit()
     return ok(VerdictOut(verdict=result.overall, reasons=result.reasons, music_advisable=result.music_advisable,
                          music_reasons=result.music_reasons), status=201)
-
-
-@routes.get("/api/v1/bookings/{booking_id}/checks")
-@staff()  # every role; the handler shows the booking only to its practitioner and the office roles
-@documented("Device checks for a booking, newest first (the booking's practitioner and office roles)",
-            response=CheckOut, many=True)
-async def booking_checks(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    booking = await services.bookings.get(request[DB], path_id(request, "booking_id"))
-    ctx = request[STAFF]
-    if not ctx.staff.role_set & OFFICE and booking.practitioner_id != ctx.staff.id:
-        raise NotFound(f"There is no booking with id {booking.id}.")
-    runs = await services.checks.runs(request[DB], booking.id)
-    out = []
-    for run in runs:
-        m = json.loads(run.measurements)
-        days = (services.clock.now() - run.created_at).days
-        out.append(CheckOut(subject=run.subject, checked_at=run.created_at, days_ago=days, verdict=run.verdict,
-                            reasons=json.loads(run.reasons), up_kbps=m["up_kbps"], down_kbps=m["down_kbps"],
-                            rtt_ms=m["rtt_ms"], music_advisable=run.music_advisable, device=run.device,
-                            shared_with=run.shared_with, safeguarding_measures=run.safeguarding_measures))
-    return ok(out)

@@ -1,8 +1,9 @@
-"""Remote session bookings: list by day, book, reschedule, resend a link, cancel, agree to evening work.
-Practitioners see their own."""
+"""/api/v1/bookings: remote session bookings (list by day, book, reschedule, resend a link, cancel, agree to
+evening work), what waits for a manager, and the device checks of a booking. Practitioners see their own."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from server.bookings.services import NewBooking
 from server.bookings.waiting import waiting_for_a_manager
 from server.errors import NotFound
 from server.web.access import staff
-from server.web.api import Body, Out, documented, ok, path_id, query_date, read_body
+from server.web.http import Body, Out, documented, ok, path_id, query_date, read_body
 from server.web.keys import DB, SERVICES, STAFF
 
 routes = web.RouteTableDef()
@@ -194,3 +195,40 @@ async def evening_agreement(request: web.Request) -> web.Response:
     await services.bookings.agree_evening(request[DB], ctx.actor, ctx.staff, booking, body.reason)
     await request[DB].commit()
     return ok(await BookingOut.of(request, booking))
+
+
+class CheckOut(Out):
+    subject: str
+    checked_at: datetime
+    days_ago: int  # by the server's clock: the dashboard must not trust the viewer's
+    verdict: str
+    reasons: list[str]
+    up_kbps: float
+    down_kbps: float
+    rtt_ms: float
+    music_advisable: bool
+    device: str
+    shared_with: str
+    safeguarding_measures: str
+
+
+@routes.get("/api/v1/bookings/{booking_id}/checks")
+@staff()  # every role; the handler shows the booking only to its practitioner and the office roles
+@documented("Device checks for a booking, newest first (the booking's practitioner and office roles)",
+            response=CheckOut, many=True)
+async def booking_checks(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    booking = await services.bookings.get(request[DB], path_id(request, "booking_id"))
+    ctx = request[STAFF]
+    if not ctx.staff.role_set & OFFICE and booking.practitioner_id != ctx.staff.id:
+        raise NotFound(f"There is no booking with id {booking.id}.")
+    runs = await services.checks.runs(request[DB], booking.id)
+    out = []
+    for run in runs:
+        m = json.loads(run.measurements)
+        days = (services.clock.now() - run.created_at).days
+        out.append(CheckOut(subject=run.subject, checked_at=run.created_at, days_ago=days, verdict=run.verdict,
+                            reasons=json.loads(run.reasons), up_kbps=m["up_kbps"], down_kbps=m["down_kbps"],
+                            rtt_ms=m["rtt_ms"], music_advisable=run.music_advisable, device=run.device,
+                            shared_with=run.shared_with, safeguarding_measures=run.safeguarding_measures))
+    return ok(out)

@@ -1,8 +1,7 @@
 """Blended plans API (policies/000_* provision type 4): staff only; families have no plan routes.
 
 Admins and managers change any plan, a practitioner the plans they lead (server/plans/services.py decides);
-the safeguarding lead reads them. Another practitioner's plan answers 404, as visits do.
-"""
+the safeguarding lead reads them. Another practitioner's plan answers 404, as visits do."""
 
 from __future__ import annotations
 
@@ -10,16 +9,15 @@ from aiohttp import web
 
 from server.accounts.logins import StaffContext
 from server.accounts.models import Role
-from server.bookings.models import Booking
 from server.errors import InvalidInput
 from server.plans import rules
 from server.plans.models import BlendedPlan, PlanStatus
 from server.plans.services import NewPlan, NewResource
 from server.web.access import staff
-from server.web.api import documented, ok, path_id, read_body
-from server.web.api_visits import timetable_entries
+from server.web.api.visits import timetable_entries
+from server.web.http import documented, ok, path_id, read_body
 from server.web.keys import DB, SERVICES, STAFF
-from server.web.plan_schemas import (
+from server.web.schemas.plans import (
     AttachBody,
     EndBody,
     PlanBody,
@@ -31,13 +29,16 @@ from server.web.plan_schemas import (
 )
 
 routes = web.RouteTableDef()
+
+
 CHANGERS = (Role.ADMIN, Role.MANAGER, Role.PRACTITIONER)  # practitioners: their own plans (the service checks)
 
 
 async def _out(request: web.Request, plan: BlendedPlan) -> PlanOut:
     plans = request.app[SERVICES].plans
     ids = await plans.booking_ids(request[DB], plan)
-    entries = await timetable_entries(request, Booking.id.in_(ids)) if ids else []
+    rows = await request.app[SERVICES].visits.timetable(request[DB], booking_ids=ids) if ids else []
+    entries = await timetable_entries(request, rows)
     resources = await plans.resources(request[DB], plan)
     summary = rules.summarise(((e.kind, e.status, e.attendance) for e in entries), len(resources))
     return PlanOut(

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from server.accounts.models import Role
 from server.web.access import staff
-from server.web.api import documented
+from server.web.http import documented
 from server.web.keys import HUB, SERVICES
 
 routes = web.RouteTableDef()

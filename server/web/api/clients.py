@@ -1,4 +1,5 @@
-"""Clients and guardians. Practitioners see only the clients they have bookings with."""
+"""/api/v1/clients: clients (practitioners see only those they have bookings with), their guardians, legal
+holds on their recordings, suspension, and reported changes to their home workspace."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ from datetime import date
 
 from aiohttp import web
 from pydantic import EmailStr, Field
-from sqlalchemy import select
 
 from server.accounts.logins import StaffContext
 from server.accounts.models import OFFICE, Role
-from server.bookings.models import Booking
 from server.dates import age_on
 from server.errors import NotFound
-from server.people.models import Client, Guardian
-from server.people.services import NewClient, NewGuardian
+from server.people.models import Client
+from server.people.services import NewClient
 from server.web.access import staff
-from server.web.api import Body, OneLine, Out, TimeZone, documented, ok, path_id, read_body
+from server.web.api.holds import HoldOut
+from server.web.api.suspensions import StatusOut, suspend_or_reinstate
+from server.web.http import Body, OneLine, Out, ReasonBody, TimeZone, documented, ok, path_id, read_body
 from server.web.keys import DB, SERVICES, STAFF
+from server.web.schemas.visits import (
+    CheckOut,
+)
 
 routes = web.RouteTableDef()
 
@@ -31,13 +35,6 @@ class ClientBody(Body):
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
     needs_one_to_one_support: bool = False
-    time_zone: TimeZone | None = None
-
-
-class GuardianBody(Body):
-    name: OneLine = Field(min_length=1, max_length=200)
-    email: EmailStr
-    phone: str = Field(default="", max_length=40)
     time_zone: TimeZone | None = None
 
 
@@ -72,15 +69,6 @@ class ClientOut(Out):
     guardians: list[GuardianLinkOut]
 
 
-class GuardianOut(Out):
-    id: int
-    name: str
-    email: str
-    phone: str
-    status: str
-    client_ids: list[int]
-
-
 def client_out(client: Client, today: date) -> ClientOut:
     return ClientOut(
         id=client.id, name=client.name, first_name=client.first_name, last_name=client.last_name,
@@ -93,11 +81,6 @@ def client_out(client: Client, today: date) -> ClientOut:
     )
 
 
-def guardian_out(guardian: Guardian) -> GuardianOut:
-    return GuardianOut(id=guardian.id, name=guardian.name, email=guardian.email, phone=guardian.phone,
-                       status=guardian.status, client_ids=[link.client_id for link in guardian.links])
-
-
 def _own_only(ctx: StaffContext) -> int | None:
     """A practitioner without an office role sees only their own clients."""
     return None if ctx.staff.role_set & set(OFFICE) else ctx.staff.id
@@ -107,12 +90,11 @@ def _own_only(ctx: StaffContext) -> int | None:
 @staff()  # every role; staff without an office role see only the clients they have bookings with
 @documented("Clients (a practitioner sees the clients they have bookings with)", response=ClientOut, many=True)
 async def list_clients(request: web.Request) -> web.Response:
-    query = select(Client).order_by(Client.last_name, Client.first_name)
+    services = request.app[SERVICES]
     own = _own_only(request[STAFF])
-    if own is not None:
-        query = query.where(Client.id.in_(select(Booking.client_id).where(Booking.practitioner_id == own)))
-    today = request.app[SERVICES].clock.now().date()
-    return ok([client_out(c, today) for c in (await request[DB].execute(query)).scalars().all()])
+    ids = None if own is None else await services.bookings.client_ids_of(request[DB], own)
+    today = services.clock.now().date()
+    return ok([client_out(c, today) for c in await services.people.clients(request[DB], ids)])
 
 
 @routes.post("/api/v1/clients")
@@ -135,12 +117,8 @@ async def get_client(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     client = await services.people.client(request[DB], path_id(request, "client_id"))
     own = _own_only(request[STAFF])
-    if own is not None:
-        mine = (await request[DB].execute(
-            select(Booking.id).where(Booking.client_id == client.id, Booking.practitioner_id == own).limit(1)
-        )).first()
-        if mine is None:
-            raise NotFound(f"There is no client with id {client.id}.")
+    if own is not None and not await services.bookings.works_with(request[DB], own, client.id):
+        raise NotFound(f"There is no client with id {client.id}.")
     return ok(client_out(client, services.clock.now().date()))
 
 
@@ -160,23 +138,49 @@ async def link_guardian(request: web.Request) -> web.Response:
     return ok(client_out(client, services.clock.now().date()), status=201)
 
 
-@routes.get("/api/v1/guardians")
-@staff(*OFFICE)
-@documented("Guardians and the clients they are linked to", response=GuardianOut, many=True)
-async def list_guardians(request: web.Request) -> web.Response:
-    rows = (await request[DB].execute(select(Guardian).order_by(Guardian.name))).scalars().all()
-    return ok([guardian_out(g) for g in rows])
+class LegalHoldBody(Body):
+    reason: str = Field(min_length=10, max_length=2000)  # the claim, inquiry or order, and its reference
+    booking_id: int | None = Field(default=None, gt=0)  # one session's recordings; omitted: all the client's
 
 
-@routes.post("/api/v1/guardians")
-@staff(Role.ADMIN)
-@documented("Add a guardian", body=GuardianBody, response=GuardianOut)
-async def create_guardian(request: web.Request) -> web.Response:
-    body = await read_body(request, GuardianBody)
-    services = request.app[SERVICES]
-    guardian = await services.people.add_guardian(request[DB], request[STAFF].actor,
-                                                  NewGuardian(**body.model_dump(exclude={"time_zone"}),
-                                                              time_zone=body.time_zone or services.settings.time_zone))
+@routes.post("/api/v1/clients/{client_id}/legal-holds")
+@staff(Role.SAFEGUARDING)
+@documented("Hold a client's recordings (or one session's) against deletion for a claim, inquiry or order",
+            body=LegalHoldBody, response=HoldOut)
+async def place_legal_hold(request: web.Request) -> web.Response:
+    body = await read_body(request, LegalHoldBody)
+    ctx: StaffContext = request[STAFF]
+    hold = await request.app[SERVICES].safeguarding.place_legal_hold(
+        request[DB], ctx.actor, ctx.staff, path_id(request, "client_id"), body.booking_id, body.reason)
     await request[DB].commit()
-    await request[DB].refresh(guardian, ["links"])
-    return ok(guardian_out(guardian), status=201)
+    return ok(HoldOut.model_validate(hold), status=201)
+
+
+@routes.post("/api/v1/clients/{client_id}/workspace-change")
+@staff()
+@documented("Report an observable change to a client's home: a new checklist is needed", body=ReasonBody,
+            response=CheckOut)
+async def workspace_change(request: web.Request) -> web.Response:
+    body = await read_body(request, ReasonBody)
+    ctx: StaffContext = request[STAFF]
+    change = await request.app[SERVICES].visits.report_change(request[DB], ctx.actor, ctx.staff.id,
+                                                              path_id(request, "client_id"), body.reason)
+    await request[DB].commit()
+    return ok(CheckOut.model_validate(change), status=201)
+
+
+@routes.post("/api/v1/clients/{client_id}/suspend")
+@staff(Role.SAFEGUARDING)
+@documented("Suspend a client's approval: new bookings refused, links stop working", body=ReasonBody,
+            response=StatusOut)
+async def suspend_client(request: web.Request) -> web.Response:
+    client = await request.app[SERVICES].people.client(request[DB], path_id(request, "client_id"))
+    return await suspend_or_reinstate(request, client, suspend=True)
+
+
+@routes.post("/api/v1/clients/{client_id}/reinstate")
+@staff(Role.SAFEGUARDING)
+@documented("Reinstate a client's approval", body=ReasonBody, response=StatusOut)
+async def reinstate_client(request: web.Request) -> web.Response:
+    client = await request.app[SERVICES].people.client(request[DB], path_id(request, "client_id"))
+    return await suspend_or_reinstate(request, client, suspend=False)

@@ -1,4 +1,5 @@
-"""Safeguarding review: the recordings list, a reasoned view (audited), and range playback."""
+"""/api/v1/recordings: the safeguarding lead's recordings list, a view opened with a reason, and the media of
+that view, decrypted chunk by chunk (every view audited)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from server.accounts.models import Role
 from server.errors import Forbidden, InvalidInput
 from server.recording.listing import list_recordings as list_recordings_of
 from server.web.access import staff
-from server.web.api import Body, Out, documented, ok, read_body
+from server.web.http import Body, Out, documented, ok, read_body
 from server.web.keys import DB, SERVICES, STAFF
-from server.web.pages_render import render
 
 routes = web.RouteTableDef()
+
+
 VIEW_MINUTES = 30
 
 
@@ -58,12 +60,6 @@ def _view_token(request: web.Request, recording_id: str) -> str:
     expiry = int(services.clock.now().timestamp()) + VIEW_MINUTES * 60
     payload = f"{recording_id}.{ctx.login.id}.{expiry}"
     return f"{expiry}.{services.keys.sign('recording-view', payload)}"
-
-
-@routes.get("/recordings")
-@staff(Role.SAFEGUARDING)
-async def recordings_page(request: web.Request) -> web.Response:
-    return render("recordings.html", organisation=request.app[SERVICES].settings.organisation)
 
 
 @routes.get("/api/v1/recordings")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from server.errors import InvalidInput, NotFound
@@ -34,6 +34,12 @@ class Body(BaseModel):
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class ReasonBody(Body):
+    """Why something is done: kept in the audit log with it."""
+
+    reason: str = Field(min_length=3, max_length=2000)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Emails that could not be delivered, for the office to act on (issue 5)."""
+"""Emails that could not be delivered, for the office to act on."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from aiohttp import web
 from server.accounts.models import Role
 from server.mail.failures import failed_mail
 from server.web.access import staff
-from server.web.api import Out, documented, ok
+from server.web.http import Out, documented, ok
 from server.web.keys import DB
 
 routes = web.RouteTableDef()
+
+
 INVITEE = re.compile(r"\.(guardian|client|staff)-([0-9]+)\.")
 
 

@@ -1,16 +1,16 @@
-"""Sign in, second factor, TOTP enrolment, sign out (here and everywhere)."""
+"""Signing in and who is signed in: /api/v1/auth (sign in, second factor, sign out here and everywhere)
+and /api/v1/me (the signed-in person, TOTP enrolment)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 from aiohttp import web
-from pydantic import EmailStr, Field
+from pydantic import Field
 
 from server.accounts.logins import LoginResult, StaffContext
-from server.accounts.models import Role, Staff
+from server.accounts.models import Role
 from server.web.access import public, signed_in, staff
-from server.web.api import Body, Out, documented, ok, read_body
+from server.web.api.staff import StaffOut
+from server.web.http import Body, Out, documented, ok, read_body
 from server.web.keys import DB, SERVICES, SESSION_COOKIE, STAFF
 
 routes = web.RouteTableDef()
@@ -23,40 +23,6 @@ class LoginBody(Body):
 
 class CodeBody(Body):
     code: str = Field(min_length=6, max_length=8)
-
-
-class StaffOut(Out):
-    id: int
-    name: str
-    email: EmailStr
-    roles: list[Role]
-    status: str
-    dbs_level: str | None
-    dbs_checked_on: date | None
-    safeguarding_training_on: date | None
-    safeguarding_training_due_on: date | None
-    hcpc_number: str | None
-    is_therapist: bool
-    home_visits_opt_in: bool
-    base_lat: float | None
-    base_lon: float | None
-    phone: str
-    vehicle: str
-    totp_enrolled: bool
-    suspended_at: datetime | None
-    suspended_reason: str | None
-
-    @classmethod
-    def of(cls, s: Staff) -> StaffOut:
-        return cls(
-            id=s.id, name=s.name, email=s.email, roles=sorted(s.role_set), status=s.status, dbs_level=s.dbs_level,
-            dbs_checked_on=s.dbs_checked_on, safeguarding_training_on=s.safeguarding_training_on,
-            safeguarding_training_due_on=s.safeguarding_training_due_on, hcpc_number=s.hcpc_number,
-            is_therapist=s.is_therapist, home_visits_opt_in=s.home_visits_opt_in,
-            base_lat=s.base_lat, base_lon=s.base_lon, phone=s.phone, vehicle=s.vehicle,
-            totp_enrolled=s.totp_enrolled_at is not None,
-            suspended_at=s.suspended_at, suspended_reason=s.suspended_reason,
-        )
 
 
 class MeOut(Out):
@@ -156,6 +122,3 @@ async def logout_everywhere(request: web.Request) -> web.Response:
     response = web.json_response({"signed_out": count})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-__all__ = ["routes", "StaffOut"]

@@ -1,4 +1,4 @@
-"""Request and response bodies of the visits API (server/web/api_visits.py)."""
+"""Request and response bodies of the visits API (server/web/api/visits.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, Field
 from server.bookings.models import BookingKind
 from server.visits.models import LocationKind
 from server.visits.records import AfterVisit
-from server.web.api import Body, Out
+from server.web.http import Body, Out
 
 
 class ConditionsBody(Body):
@@ -37,10 +37,6 @@ class VisitBody(Body):
     conditions: ConditionsBody | None = None
     studio_id: int | None = Field(default=None, gt=0)
     responsible_adult: str | None = Field(default=None, max_length=200)
-
-
-class ReasonBody(Body):
-    reason: str = Field(min_length=3, max_length=2000)
 
 
 class PurposeBody(Body):

@@ -1,4 +1,4 @@
-"""Request and response bodies of the blended plans API (server/web/api_plans.py)."""
+"""Request and response bodies of the blended plans API (server/web/api/plans.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import date, datetime
 
 from pydantic import Field
 
-from server.web.api import Body, OneLine, Out
-from server.web.visit_schemas import TimetableEntry
+from server.web.http import Body, OneLine, Out
+from server.web.schemas.visits import TimetableEntry
 
 
 class PlanBody(Body):
