@@ -29,6 +29,7 @@ from server.links.models import LinkPurpose
 from server.people.models import Client, Guardian
 from server.people.services import NewClient, NewGuardian
 from server.services import Services
+from server.subjects import Subject
 from server.visits.models import Studio
 
 DOMAIN = "demo.example.org"
@@ -123,10 +124,10 @@ async def run_demo(services: Services, session: AsyncSession) -> dict[str, Any]:
         booking = await services.bookings.create(session, ACTOR, NewBooking(
             kind=BookingKind.LIVE_VIDEO, practitioner_id=members["tutor"].id, client_id=child.id,
             starts_at=now, duration_minutes=60, guardian_ids=(guardian.id,)), allow_started=True)
-    practitioner_token = await services.links.issue(session, booking, f"staff:{members['tutor'].id}",
+    practitioner_token = await services.links.issue(session, booking, Subject.staff(members['tutor'].id),
                                                     LinkPurpose.JOIN)
-    guardian_token = await services.links.issue(session, booking, f"guardian:{guardian.id}", LinkPurpose.JOIN)
-    check_token = await services.links.issue(session, booking, f"guardian:{guardian.id}", LinkPurpose.CHECK)
+    guardian_token = await services.links.issue(session, booking, Subject.guardian(guardian.id), LinkPurpose.JOIN)
+    check_token = await services.links.issue(session, booking, Subject.guardian(guardian.id), LinkPurpose.CHECK)
     studio = await _studio(services, session, members["safeguarding"])
     consent = await demo_consent(services, session, ACTOR, booking, members["tutor"], guardian, DOMAIN)
     await session.commit()
@@ -205,10 +206,10 @@ async def demo_consent(services: Services, session: AsyncSession, actor: Actor, 
     if tutor.recording_agreement_on is None:
         await services.consent.set_staff_agreement(session, actor, tutor.id, day)
     held = {(c.covers, c.given_by) for c in await services.consent.in_force(
-        session, [f"client:{booking.client_id}", f"guardian:{guardian.id}"])}
-    for covers in (f"client:{booking.client_id}", f"guardian:{guardian.id}"):
-        if (covers, f"guardian:{guardian.id}") not in held:
-            await services.consent.give(session, actor, f"guardian:{guardian.id}", covers, ONLINE, day)
+        session, [Subject.client(booking.client_id), Subject.guardian(guardian.id)])}
+    for covers in (Subject.client(booking.client_id), Subject.guardian(guardian.id)):
+        if (covers, Subject.guardian(guardian.id)) not in held:
+            await services.consent.give(session, actor, Subject.guardian(guardian.id), covers, ONLINE, day)
 
     other = (await session.execute(select(Guardian).where(Guardian.email == f"glen@{domain}"))).scalar_one_or_none()
     if other is None:
@@ -230,9 +231,9 @@ async def demo_consent(services: Services, session: AsyncSession, actor: Actor, 
         second = await services.bookings.create(session, actor, NewBooking(
             kind=BookingKind.LIVE_VIDEO, practitioner_id=second_tutor.id, client_id=robin.id, starts_at=now,
             duration_minutes=60, guardian_ids=(other.id,)), allow_started=True)
-    consent_token = await services.links.issue(session, booking, f"guardian:{guardian.id}", LinkPurpose.CONSENT)
-    tutor_token = await services.links.issue(session, second, f"staff:{second_tutor.id}", LinkPurpose.JOIN)
-    other_token = await services.links.issue(session, second, f"guardian:{other.id}", LinkPurpose.JOIN)
+    consent_token = await services.links.issue(session, booking, Subject.guardian(guardian.id), LinkPurpose.CONSENT)
+    tutor_token = await services.links.issue(session, second, Subject.staff(second_tutor.id), LinkPurpose.JOIN)
+    other_token = await services.links.issue(session, second, Subject.guardian(other.id), LinkPurpose.JOIN)
     return {
         "guardian_consent_url": services.links.url(consent_token),
         "unconsented_booking_id": str(second.id),

@@ -73,7 +73,7 @@ class StaffService:
         )
         session.add(staff)
         await session.flush()
-        await self._audit.record(session, actor, "staff.created", f"staff:{staff.id}",
+        await self._audit.record(session, actor, "staff.created", Subject.staff(staff.id),
                                  {"roles": staff.roles, "email": email})
         return staff
 
@@ -95,7 +95,7 @@ class StaffService:
     async def set_password(self, session: AsyncSession, actor: Actor, staff: Staff, password: str) -> None:
         staff.password_hash = hash_password(password)
         await self._logins.end_all(session, staff.id)
-        await self._audit.record(session, actor, "staff.password_set", f"staff:{staff.id}")
+        await self._audit.record(session, actor, "staff.password_set", Subject.staff(staff.id))
 
     async def begin_totp(self, session: AsyncSession, ctx: StaffContext) -> str:
         """Store a new, not yet confirmed secret and return its provisioning URI for the app."""
@@ -116,7 +116,7 @@ class StaffService:
             raise InvalidInput("That code is not right. Enter the current 6-digit code from your app.", field="code")
         ctx.staff.totp_enrolled_at = self._clock.now()
         ctx.login.second_factor = True
-        await self._audit.record(session, ctx.actor, "staff.totp_enrolled", f"staff:{ctx.staff.id}")
+        await self._audit.record(session, ctx.actor, "staff.totp_enrolled", Subject.staff(ctx.staff.id))
         await session.commit()
 
     async def enrol_totp_directly(self, session: AsyncSession, actor: Actor, staff: Staff) -> str:
@@ -124,7 +124,7 @@ class StaffService:
         secret = totp.new_secret()
         staff.totp_secret = totp.seal(self._keys, secret)
         staff.totp_enrolled_at = self._clock.now()
-        await self._audit.record(session, actor, "staff.totp_enrolled", f"staff:{staff.id}")
+        await self._audit.record(session, actor, "staff.totp_enrolled", Subject.staff(staff.id))
         return secret
 
     async def suspend(self, session: AsyncSession, actor: Actor, staff: Staff, reason: str) -> None:
@@ -133,7 +133,7 @@ class StaffService:
             raise InvalidInput("Say why the approval is suspended.", field="reason")
         if staff.suspended:
             raise Conflict(f"{staff.name} is already suspended.")
-        actor_id = int(actor.ref.split(":")[1]) if actor.ref.startswith("staff:") else None
+        actor_id = who.id if (who := Subject.parse(actor.ref)) is not None and who.is_staff else None
         if actor_id == staff.id:
             raise InvalidInput("You cannot suspend your own approval.")
         staff.status = ApprovalStatus.SUSPENDED
@@ -142,7 +142,7 @@ class StaffService:
         staff.suspended_reason = reason.strip()
         ended = await self._logins.end_all(session, staff.id, "Your approval has been suspended.")
         self._events.publish(session, PersonSuspended(Subject.staff(staff.id), "Your approval has been suspended."))
-        await self._audit.record(session, actor, "staff.suspended", f"staff:{staff.id}",
+        await self._audit.record(session, actor, "staff.suspended", Subject.staff(staff.id),
                                  {"reason": reason.strip(), "sessions_ended": ended})
 
     async def reinstate(self, session: AsyncSession, actor: Actor, staff: Staff, reason: str) -> None:
@@ -152,4 +152,4 @@ class StaffService:
         staff.suspended_by_id = None
         staff.suspended_at = None
         staff.suspended_reason = None
-        await self._audit.record(session, actor, "staff.reinstated", f"staff:{staff.id}", {"reason": reason})
+        await self._audit.record(session, actor, "staff.reinstated", Subject.staff(staff.id), {"reason": reason})

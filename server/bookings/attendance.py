@@ -10,18 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.accounts.models import Staff
 from server.bookings.models import Booking, BookingStatus, SessionAttendance
+from server.bookings.names import subject_names
 from server.clock import Clock
 from server.config import Settings
-from server.people.models import Client, Guardian
+from server.subjects import Subject
 
-Person = TypeVar("Person", Staff, Guardian, Client)
 ATTENDED = "attended"
 NOT_ATTENDED = "did not attend"
 
@@ -67,7 +65,7 @@ class Attendance:
         rows = (await session.execute(select(SessionAttendance).where(SessionAttendance.booking_id.in_(ids))
                                       .order_by(SessionAttendance.first_joined_at, SessionAttendance.id))
                 ).scalars().all()
-        names = await self._names(session, [r.subject for r in rows])
+        names = await subject_names(session, [r.subject for r in rows])
         found: dict[int, list[Attendee]] = {}
         for r in rows:
             found.setdefault(r.booking_id, []).append(Attendee(r.subject, names.get(r.subject, r.subject), r.role,
@@ -78,29 +76,8 @@ class Attendance:
         """``attended`` once the family (a guardian or the client) joined, "did not attend" once joining has
         closed (the end plus DUET_LATE_GRACE_MINUTES) with nobody from the family; None before then, and
         for sessions that were never to take place (cancelled, or waiting for a manager)."""
-        if any(not a.subject.startswith("staff:") for a in attendees):
+        if any(Subject(a.subject).is_family for a in attendees):
             return ATTENDED
         closed = booking.ends_at + timedelta(minutes=self._settings.late_grace_minutes)
         held = booking.status in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
         return NOT_ATTENDED if held and self._clock.now() > closed else None
-
-    @classmethod
-    async def _names(cls, session: AsyncSession, subjects: list[str]) -> dict[str, str]:
-        """Names for subjects such as ``guardian:3``: one query per kind of person."""
-        wanted: dict[str, set[int]] = {}
-        for subject in subjects:
-            kind, _, ident = subject.partition(":")
-            if ident.isdigit():
-                wanted.setdefault(kind, set()).add(int(ident))
-        names: dict[str, str] = {}
-        names |= await cls._named(session, "staff", Staff, wanted.get("staff"))
-        names |= await cls._named(session, "guardian", Guardian, wanted.get("guardian"))
-        names |= await cls._named(session, "client", Client, wanted.get("client"))
-        return names
-
-    @staticmethod
-    async def _named(session: AsyncSession, kind: str, model: type[Person], ids: set[int] | None) -> dict[str, str]:
-        if not ids:
-            return {}
-        people = (await session.execute(select(model).where(model.id.in_(ids)))).scalars()
-        return {f"{kind}:{person.id}": person.name for person in people}

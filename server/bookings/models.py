@@ -12,6 +12,7 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConst
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db.base import Base, intpk
+from server.subjects import Subject
 
 
 class BookingKind(enum.StrEnum):
@@ -93,8 +94,11 @@ class BookingInvitee(Base):
     booking: Mapped[Booking] = relationship(back_populates="invitees")
 
     @property
-    def subject(self) -> str:
-        return f"guardian:{self.guardian_id}" if self.guardian_id is not None else f"client:{self.client_id}"
+    def subject(self) -> Subject:
+        if self.guardian_id is not None:
+            return Subject.guardian(self.guardian_id)
+        assert self.client_id is not None  # noqa: S101 - the one_person check constraint
+        return Subject.client(self.client_id)
 
 
 class SessionAttendance(Base):
@@ -118,7 +122,7 @@ class SessionAttendance(Base):
     @property
     def family(self) -> bool:
         """A guardian or the client, as opposed to staff."""
-        return not self.subject.startswith("staff:")
+        return Subject(self.subject).is_family
 
 
 class StaffUnavailability(Base):

@@ -13,6 +13,7 @@ from datetime import date
 
 from server.consent.models import Capacity
 from server.dates import age_on
+from server.subjects import Subject
 
 
 @dataclass(frozen=True)
@@ -45,21 +46,21 @@ class Facts:
 
 
 def _id(subject: str) -> int:
-    return int(subject.split(":", 1)[1])
+    return Subject(subject).id
 
 
 def capacity_for(giver: PersonFacts, covered: PersonFacts, day: date) -> Capacity | str:
     """The capacity in which ``giver`` may consent for ``covered`` on ``day``, or the reason they may not."""
     if giver.subject == covered.subject:
-        if covered.subject.startswith("guardian:"):
+        if Subject(covered.subject).kind == "guardian":
             return Capacity.GUARDIAN_SELF
-        if covered.subject.startswith("client:") and covered.date_of_birth is not None:
+        if Subject(covered.subject).kind == "client" and covered.date_of_birth is not None:
             if age_on(covered.date_of_birth, day) >= 18:
                 return Capacity.SELF_ADULT
             return (f"{covered.first_name} is under 18 on {day.isoformat()}: a parent or guardian with "
                     f"parental responsibility gives consent")
         return "Only clients and guardians give consent here; staff sign a recording agreement."
-    if giver.subject.startswith("guardian:") and covered.subject.startswith("client:"):
+    if Subject(giver.subject).kind == "guardian" and Subject(covered.subject).kind == "client":
         if covered.date_of_birth is not None and age_on(covered.date_of_birth, day) >= 18:
             return (f"{covered.first_name} is 18 or over on {day.isoformat()}, so only "
                     f"{covered.first_name} can consent now")
@@ -75,7 +76,7 @@ def holds(facts: Facts, subject: str, day: date, scope: str = "record") -> str |
     person = facts.people.get(subject)
     if person is None:
         return f"no recording consent for an unknown participant ({subject})"
-    if subject.startswith("staff:"):
+    if Subject(subject).kind == "staff":
         if person.recording_agreement_on is None or person.recording_agreement_on > day:
             return f"no staff recording agreement for {person.name}"
         return None
@@ -85,7 +86,7 @@ def holds(facts: Facts, subject: str, day: date, scope: str = "record") -> str |
         giver = facts.people.get(consent.given_by)
         if giver is not None and capacity_for(giver, person, day) == consent.capacity:
             return None
-    if subject.startswith("client:") and person.date_of_birth is not None:
+    if Subject(subject).kind == "client" and person.date_of_birth is not None:
         if age_on(person.date_of_birth, day) >= 18:
             lapsed = any(c.covers == subject and c.capacity == Capacity.GUARDIAN_PR for c in facts.consents)
             if lapsed:

@@ -24,6 +24,7 @@ from server.consent.rules import ConsentFact, Facts, PersonFacts, capacity_for
 from server.errors import InvalidInput, NotFound, PolicyViolation
 from server.events import ConsentChanged, Events
 from server.people.models import Client, Guardian, GuardianLink
+from server.subjects import Subject
 
 SCOPES = ("record", "safeguarding", "feedback")
 
@@ -60,10 +61,10 @@ class ConsentService:
 
     # ---- facts -----------------------------------------------------------------
     async def person(self, session: AsyncSession, subject: str) -> PersonFacts:
-        kind, _, raw = subject.partition(":")
-        if not raw.isdigit():
+        who = Subject.parse(subject)
+        if who is None:
             raise InvalidInput(f"{subject!r} is not a person reference like client:4 or guardian:3.")
-        ident = int(raw)
+        kind, ident = who.kind, who.id
         if kind == "client":
             client = await session.get(Client, ident)
             if client is None:
@@ -167,10 +168,10 @@ class ConsentService:
         previous = member.recording_agreement_on
         member.recording_agreement_on = signed_on
         await session.flush()
-        await self._audit.record(session, actor, "staff.recording_agreement", f"staff:{staff_id}", {
+        await self._audit.record(session, actor, "staff.recording_agreement", Subject.staff(staff_id), {
             "signed_on": signed_on.isoformat() if signed_on else None,
             "previous": previous.isoformat() if previous else None})
-        self._events.publish(session, ConsentChanged(f"staff:{staff_id}"))
+        self._events.publish(session, ConsentChanged(Subject.staff(staff_id)))
         return member
 
     async def _latest(self, session: AsyncSession, covers: str, given_by: str) -> ConsentRecord | None:

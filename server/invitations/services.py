@@ -27,6 +27,7 @@ from server.people.models import Client, Guardian
 from server.storage_policies.loader import load_policies
 from server.storage_policies.models import PolicySet, ProvisionType, RecordingKind
 from server.storage_policies.rules import RecordingFacts, choose_policy
+from server.subjects import Subject
 
 
 def _tag(url: str) -> str:
@@ -90,7 +91,7 @@ class BookingNotifier:
 
     async def consent_missing(self, session: AsyncSession, booking: Booking) -> bool:
         """True unless a consent to recording is in force for the client (from a guardian or themselves)."""
-        held = await self._consent.in_force(session, [f"client:{booking.client_id}"])
+        held = await self._consent.in_force(session, [Subject.client(booking.client_id)])
         return not any(row.scope_record for row in held)
 
     async def family_links(self, session: AsyncSession, booking: Booking, subject: str, *,
@@ -132,7 +133,7 @@ class BookingNotifier:
                                           retention=retention)
             count += await enqueue(session, msg, key, kind="change" if change else "invitation", now=now,
                                    booking_id=booking.id)
-        subject = f"staff:{practitioner.id}"
+        subject = Subject.staff(practitioner.id)
         if only_subject in (None, subject):
             join = self._links.url(await self._links.issue(session, booking, subject, LinkPurpose.JOIN))
             key = f"booking-{booking.id}.practitioner.staff-{practitioner.id}.v{seq}.{_tag(join)}"
@@ -157,7 +158,7 @@ class BookingNotifier:
         info, practitioner = await self.session_info(session, booking)
         now = self._clock.now()
         people = [(i.subject, await self.recipient(session, i)) for i in booking.invitees]
-        people.append((f"staff:{practitioner.id}", messages.Recipient(practitioner.name, practitioner.email)))
+        people.append((Subject.staff(practitioner.id), messages.Recipient(practitioner.name, practitioner.email)))
         count = 0
         for subject, to in people:
             key = f"booking-{booking.id}.cancel.{subject.replace(':', '-')}.v{booking.sequence}"

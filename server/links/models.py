@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, intpk
+from server.subjects import Subject
 
 
 class LinkPurpose(enum.StrEnum):
@@ -33,8 +34,8 @@ class AccessLink(Base):
 
     @property
     def subject_kind(self) -> str:
-        return self.subject.split(":", 1)[0]
+        return Subject(self.subject).kind
 
     @property
     def subject_id(self) -> int:
-        return int(self.subject.split(":", 1)[1])
+        return Subject(self.subject).id

@@ -25,6 +25,7 @@ from server.events import Events, LinksRevoked
 from server.keys import AppKeys, new_token, token_hash
 from server.links.models import AccessLink, LinkPurpose
 from server.people.models import Client, Guardian
+from server.subjects import Subject
 
 COOKIE_PURPOSE = "link-cookie"
 
@@ -192,20 +193,21 @@ class LinkService:
         return f" Please contact {who}."
 
     async def _subject_name(self, session: AsyncSession, subject: str) -> str:
-        kind, _, ident = subject.partition(":")
+        who = Subject.parse(subject)
+        kind, ident = (who.kind, who.id) if who is not None else ("", 0)
         person: Staff | Guardian | Client | None
         if kind == "staff":
-            person = await session.get(Staff, int(ident))
+            person = await session.get(Staff, ident)
             if person is None or person.suspended:
                 raise Forbidden("This account is suspended. Contact your safeguarding lead.")
             return person.name
         if kind == "guardian":
-            person = await session.get(Guardian, int(ident))
+            person = await session.get(Guardian, ident)
             if person is None or person.status != "approved":
                 raise Forbidden(f"This session cannot go ahead at the moment.{self._contact()}")
             return person.name
         if kind == "client":
-            person = await session.get(Client, int(ident))
+            person = await session.get(Client, ident)
             if person is None or person.status != "approved":
                 raise Forbidden(f"This session cannot go ahead at the moment.{self._contact()}")
             return person.name

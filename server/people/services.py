@@ -13,6 +13,7 @@ from server.audit.log import Actor, AuditLog
 from server.clock import Clock
 from server.errors import Conflict, InvalidInput, NotFound
 from server.people.models import Client, Guardian, GuardianLink
+from server.subjects import Subject
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class PeopleService:
         )
         session.add(client)
         await session.flush()
-        await self._audit.record(session, actor, "client.created", f"client:{client.id}")
+        await self._audit.record(session, actor, "client.created", Subject.client(client.id))
         return client
 
     async def add_guardian(self, session: AsyncSession, actor: Actor, new: NewGuardian) -> Guardian:
@@ -75,7 +76,7 @@ class PeopleService:
                             created_at=self._clock.now())
         session.add(guardian)
         await session.flush()
-        await self._audit.record(session, actor, "guardian.created", f"guardian:{guardian.id}")
+        await self._audit.record(session, actor, "guardian.created", Subject.guardian(guardian.id))
         return guardian
 
     async def link(
@@ -93,7 +94,7 @@ class PeopleService:
         session.add(link)
         await session.flush()
         await session.refresh(client, ["guardians"])
-        await self._audit.record(session, actor, "guardian.linked", f"client:{client.id}", {
+        await self._audit.record(session, actor, "guardian.linked", Subject.client(client.id), {
             "guardian": guardian.id, "parental_responsibility": parental_responsibility,
             "account_holder": account_holder,
         })

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.accounts.models import Role, Staff
 from server.audit.log import Actor, AuditLog
 from server.bookings.models import Booking
+from server.bookings.names import subject_names
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotFound
@@ -34,11 +34,11 @@ from server.recording.holds import EraseDateRefresh, Holds
 from server.recording.models import RecordingHold
 from server.safeguarding.models import Concern, ConcernCategory
 from server.safeguarding.rules import CONCERN_DISCUSS_WITHIN, concern_overdue
+from server.subjects import Subject
 
 READERS = frozenset({Role.SAFEGUARDING, Role.MANAGER})
-# Who can raise a concern, by actor ref kind: the table holding their name, and how the name is shown.
-ACTOR_KINDS: dict[str, tuple[type[Staff] | type[Guardian] | type[Client], str]] = {
-    "staff": (Staff, ""), "guardian": (Guardian, " (parent or carer)"), "client": (Client, " (client)")}
+# How the name of whoever raised a concern is shown, by the kind of person.
+ROLE_SUFFIX = {"staff": "", "guardian": " (parent or carer)", "client": " (client)"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class SafeguardingService:
         if client_id is not None and await session.get(Client, client_id) is None:
             raise NotFound(f"There is no client with id {client_id}.", field="client_id")
         now = self._clock.now()
-        staff_id = int(actor.ref.split(":")[1]) if actor.ref.startswith("staff:") else None
+        staff_id = who.id if (who := Subject.parse(actor.ref)) is not None and who.is_staff else None
         concern = Concern(category=new.category, details=new.details, raised_by=actor.ref,
                           raised_by_staff_id=staff_id, booking_id=new.booking_id, client_id=client_id,
                           raised_at=now, discuss_by=now + CONCERN_DISCUSS_WITHIN)
@@ -92,7 +92,7 @@ class SafeguardingService:
         a member of staff to the head of service too. Sent through the outbox in the concern's own
         transaction, so the email cannot be lost; heads of service are told that it exists, not what it says."""
         active = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
-                  if not s.suspended and f"staff:{s.id}" != concern.raised_by]
+                  if not s.suspended and Subject.staff(s.id) != concern.raised_by]
         readers = [s for s in active if s.role_set & READERS]
         heads = [s for s in active if s.has_role(Role.HEAD_OF_SERVICE) and not s.role_set & READERS] \
             if concern.category == ConcernCategory.ALLEGATION_AGAINST_STAFF else []
@@ -108,7 +108,7 @@ class SafeguardingService:
                 f"An allegation against a member of staff was raised at {raised} (concern {concern.id}).",
                 "The safeguarding leads and managers have the details (need-to-know)."], "/dashboard")
         await self._audit.record(session, Actor.system(), "concern.notified", f"concern:{concern.id}",
-                                 {"recipients": [f"staff:{p.id}" for p in readers + heads]})
+                                 {"recipients": [Subject.staff(p.id) for p in readers + heads]})
 
     @staticmethod
     def may_read(staff: Staff | None, actor_ref: str, concern: Concern) -> bool:
@@ -119,29 +119,19 @@ class SafeguardingService:
     async def visible(self, session: AsyncSession, staff: Staff) -> list[Concern]:
         query = select(Concern).order_by(Concern.raised_at.desc())
         if not staff.role_set & READERS:
-            query = query.where(Concern.raised_by == f"staff:{staff.id}")
+            query = query.where(Concern.raised_by == Subject.staff(staff.id))
         return list((await session.execute(query)).scalars())
 
     @staticmethod
     async def actor_names(session: AsyncSession, refs: Iterable[str]) -> dict[str, str]:
         """Names for actor refs, to show who raised a concern or discussed it ("guardian:2" ->
         "Gail Guardian (parent or carer)"). Only for callers who may already read those concerns."""
-        wanted: dict[str, set[int]] = {}
-        for ref in refs:
-            kind, _, raw = ref.partition(":")
-            if kind in ACTOR_KINDS and raw.isdigit():
-                wanted.setdefault(kind, set()).add(int(raw))
-        names: dict[str, str] = {}
-        for kind, ids in wanted.items():
-            model, suffix = ACTOR_KINDS[kind]
-            for row in (await session.execute(select(model).where(model.id.in_(ids)))).scalars():
-                person = cast(Staff | Guardian | Client, row)  # select() of a union of models types as Base
-                names[f"{kind}:{person.id}"] = person.name + suffix
-        return names
+        names = await subject_names(session, refs)
+        return {ref: name + ROLE_SUFFIX[Subject(ref).kind] for ref, name in names.items()}
 
     async def get(self, session: AsyncSession, staff: Staff, concern_id: int) -> Concern:
         concern = await session.get(Concern, concern_id)
-        if concern is None or not self.may_read(staff, f"staff:{staff.id}", concern):
+        if concern is None or not self.may_read(staff, Subject.staff(staff.id), concern):
             raise NotFound(f"There is no concern with id {concern_id}.")
         return concern
 
@@ -189,7 +179,7 @@ class SafeguardingService:
                         "/dashboard")
                 await self._audit.record(session, Actor.system(), "concern.escalated", f"concern:{concern.id}",
                                          {"sent_at": now.isoformat(),
-                                          "recipients": [f"staff:{p.id}" for p in readers + heads]})
+                                          "recipients": [Subject.staff(p.id) for p in readers + heads]})
                 count += 1
             await session.commit()
         return count
@@ -223,7 +213,7 @@ class SafeguardingService:
             if booking is None or booking.client_id != client_id:
                 raise NotFound(f"Client {client_id} has no booking with id {booking_id}.", field="booking_id")
         return await self._holds.place(session, actor, staff.id, reason, booking_id=booking_id, client_id=client_id,
-                                       target=f"client:{client_id}")
+                                       target=Subject.client(client_id))
 
     # ---- suspension of clients and families ---------------------------------------------------------------
     async def suspend(self, session: AsyncSession, actor: Actor, staff: Staff, person: Client | Guardian,

@@ -26,6 +26,7 @@ from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 from server.mail import messages
 from server.mail.outbox import enqueue
+from server.subjects import Subject
 from server.visits import rules
 from server.visits.models import AlertStage, Visit, VisitAlert, VisitOutcome
 from server.visits.services import VisitService
@@ -202,10 +203,10 @@ class OverdueAlerts:
                                                lines=lines, link=f"{self._settings.public_url}/dashboard")
                 await enqueue(session, message, key, kind="staff_alert", now=now, booking_id=booking.id)
             session.add(VisitAlert(visit_id=visit.id, stage=stage, sent_at=now,
-                                   recipients=", ".join(f"staff:{p.id}" for p in people)[:2000]))
+                                   recipients=", ".join(Subject.staff(p.id) for p in people)[:2000]))
             await self._audit.record(session, Actor.system(), f"visit.overdue_{stage}_alerted",
                                      f"booking:{booking.id}", {"sent_at": now.isoformat(),
-                                                               "recipients": [f"staff:{p.id}" for p in people]})
+                                                               "recipients": [Subject.staff(p.id) for p in people]})
             await session.commit()
             return 1
 

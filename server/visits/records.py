@@ -21,6 +21,7 @@ from server.audit.log import Actor, AuditLog
 from server.clock import Clock
 from server.errors import Conflict, NotFound
 from server.safeguarding.models import Concern
+from server.subjects import Subject
 from server.visits.models import VisitRecord
 from server.visits.services import VisitService
 
@@ -88,7 +89,7 @@ class VisitRecords:
     @staticmethod
     async def _after(session: AsyncSession, booking_id: int, row: VisitRecord) -> AfterVisit:
         concerns = list((await session.execute(select(Concern.id).where(
-            Concern.booking_id == booking_id, Concern.raised_by == f"staff:{row.recorded_by_id}")
+            Concern.booking_id == booking_id, Concern.raised_by == Subject.staff(row.recorded_by_id))
             .order_by(Concern.id))).scalars())
         step = None
         if row.safeguarding_concerns and not concerns:

@@ -23,6 +23,7 @@ from server.clock import Clock
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 from server.people.models import Client
+from server.subjects import Subject
 from server.visits import allocation, rules
 from server.visits.distance import DistanceModel, Location
 from server.visits.models import LocationKind, Studio, Visit, VisitAlert, WorkspaceCheck
@@ -139,8 +140,8 @@ class VisitService:
     async def _account_holder_reasons(self, client: Client, subject: str | None, adult: bool) -> list[str]:
         if subject is None:
             return []
-        holders = {f"guardian:{link.guardian_id}" for link in client.guardians if link.account_holder}
-        if subject in holders or (adult and subject == f"client:{client.id}"):
+        holders = {Subject.guardian(link.guardian_id) for link in client.guardians if link.account_holder}
+        if subject in holders or (adult and subject == Subject.client(client.id)):
             return []
         return [f"{subject} is not the account holder for {client.name}"]
 
@@ -293,7 +294,7 @@ class VisitService:
         session.add(row)
         await session.flush()
         blocked = await evening.blocked_on(session, staff_id, day)
-        await self._audit.record(session, actor, "staff.unavailable", f"staff:{staff_id}",
+        await self._audit.record(session, actor, "staff.unavailable", Subject.staff(staff_id),
                                  {"day": day.isoformat(), "reason": reason,
                                   "blocked_bookings": [b.id for b, _ in blocked]})
         for booking, why in blocked:
@@ -315,7 +316,7 @@ class VisitService:
                                recorded_by_id=staff_id, recorded_at=self._clock.now())
         session.add(check)
         await session.flush()
-        await self._audit.record(session, actor, "visit.checklist_completed", f"client:{booking.client_id}",
+        await self._audit.record(session, actor, "visit.checklist_completed", Subject.client(booking.client_id),
                                  {"check_id": check.id, "booking_id": booking.id, "answers": answers})
         return check
 
@@ -332,7 +333,7 @@ class VisitService:
                                   + ". Visits stay stopped until the workspace is put right and checked again.",
                                   rule="workspace_checklist")
         check.confirmed_by_id, check.confirmed_at = manager_id, self._clock.now()
-        await self._audit.record(session, actor, "visit.checklist_confirmed", f"client:{check.client_id}",
+        await self._audit.record(session, actor, "visit.checklist_confirmed", Subject.client(check.client_id),
                                  {"check_id": check.id})
         return check
 
@@ -345,7 +346,7 @@ class VisitService:
                                 recorded_at=self._clock.now())
         session.add(change)
         await session.flush()
-        await self._audit.record(session, actor, "visit.workspace_changed", f"client:{client_id}", {"note": note})
+        await self._audit.record(session, actor, "visit.workspace_changed", Subject.client(client_id), {"note": note})
         return change
 
     # ---- allocation -------------------------------------------------------------------------------------

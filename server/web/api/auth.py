@@ -8,6 +8,7 @@ from pydantic import Field
 
 from server.accounts.logins import LoginResult, StaffContext
 from server.accounts.models import Role
+from server.subjects import Subject
 from server.web.access import public, signed_in, staff
 from server.web.api.staff import StaffOut
 from server.web.http import Body, Out, documented, ok, read_body
@@ -116,7 +117,7 @@ async def logout_everywhere(request: web.Request) -> web.Response:
     ctx: StaffContext = request[STAFF]
     services = request.app[SERVICES]
     count = await services.logins.end_all(request[DB], ctx.staff.id)
-    await services.audit.record(request[DB], ctx.actor, "staff.logout_everywhere", f"staff:{ctx.staff.id}",
+    await services.audit.record(request[DB], ctx.actor, "staff.logout_everywhere", Subject.staff(ctx.staff.id),
                                 {"sessions": count})
     await request[DB].commit()
     response = web.json_response({"signed_out": count})

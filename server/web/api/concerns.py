@@ -12,6 +12,7 @@ from server.accounts.logins import StaffContext
 from server.accounts.models import Role
 from server.safeguarding.models import Concern, ConcernCategory
 from server.safeguarding.services import NewConcern
+from server.subjects import Subject
 from server.web.access import staff
 from server.web.api.holds import HoldOut
 from server.web.http import Body, Out, documented, ok, path_id, read_body
@@ -59,7 +60,7 @@ class ConcernOut(Out):
 async def _concerns_out(request: web.Request, concerns: list[Concern]) -> list[ConcernOut]:
     """The concerns as the API shows them, with names and the time left by the server's clock."""
     services = request.app[SERVICES]
-    refs = {c.raised_by for c in concerns} | {f"staff:{c.discussed_with_id}" for c in concerns
+    refs = {c.raised_by for c in concerns} | {Subject.staff(c.discussed_with_id) for c in concerns
                                                if c.discussed_with_id is not None}
     names = await services.safeguarding.actor_names(request[DB], refs)
     now = services.clock.now()
@@ -68,7 +69,7 @@ async def _concerns_out(request: web.Request, concerns: list[Concern]) -> list[C
         raised_by_name=names.get(c.raised_by, c.raised_by), booking_id=c.booking_id, client_id=c.client_id,
         raised_at=c.raised_at, discuss_by=c.discuss_by, discuss_in_ms=(c.discuss_by - now) // timedelta(milliseconds=1),
         discussed_at=c.discussed_at, discussed_with_id=c.discussed_with_id,
-        discussed_with_name=names.get(f"staff:{c.discussed_with_id}") if c.discussed_with_id is not None else None,
+        discussed_with_name=names.get(Subject.staff(c.discussed_with_id)) if c.discussed_with_id is not None else None,
         discussion_note=c.discussion_note, escalated_at=c.escalated_at) for c in concerns]
 
 

@@ -11,6 +11,7 @@ from server.accounts.models import OFFICE
 from server.consent.models import ConsentRecord, Method
 from server.consent.services import Grant
 from server.errors import InvalidInput
+from server.subjects import Subject
 from server.web.access import staff
 from server.web.http import Body, Out, documented, ok, read_body
 from server.web.keys import DB, SERVICES, STAFF
@@ -68,9 +69,8 @@ async def paper_consent(request: web.Request) -> web.Response:
 @documented("The full consent history for one person, oldest first", response=ConsentOut, many=True,
             query=(("covers", "whose consent: client:4 or guardian:3"),))
 async def consent_history(request: web.Request) -> web.Response:
-    covers = request.query.get("covers", "")
-    kind, _, raw = covers.partition(":")
-    if kind not in ("client", "guardian") or not raw.isdigit():
+    covers = Subject.parse(request.query.get("covers", ""))
+    if covers is None or covers.kind not in ("client", "guardian"):
         raise InvalidInput("covers must name a person, like client:4 or guardian:3.", field="covers")
     rows: list[ConsentRecord] = await request.app[SERVICES].consent.history(request[DB], covers)
     return ok([ConsentOut.model_validate(r) for r in rows])

@@ -13,6 +13,7 @@ from server.consent.services import Grant
 from server.errors import Forbidden
 from server.links.models import LinkPurpose
 from server.links.services import LinkHolder
+from server.subjects import Subject
 from server.web.access import link_holder
 from server.web.api.consents import ConsentBody, ConsentOut, WithdrawBody
 from server.web.http import Out, documented, ok, read_body
@@ -55,9 +56,9 @@ async def _subjects(request: web.Request, holder: LinkHolder) -> list[ConsentSub
     services, session = request.app[SERVICES], request[DB]
     day = holder.booking.starts_at.date()
     giver = await services.consent.person(session, holder.link.subject)
-    client = await services.consent.person(session, f"client:{holder.booking.client_id}")
+    client = await services.consent.person(session, Subject.client(holder.booking.client_id))
     candidates = [(client, f"{client.first_name}" + (" (your child)" if giver.subject != client.subject else ""))]
-    if giver.subject.startswith("guardian:"):
+    if Subject(giver.subject).kind == "guardian":
         candidates.append((giver, "You, when you can be seen or heard in the session"))
     in_force = {(c.covers, c.given_by): c for c in await services.consent.in_force(
         session, [p.subject for p, _ in candidates])}

@@ -10,6 +10,7 @@ from aiohttp import web
 from server.bookings.models import Booking
 from server.links.models import LinkPurpose
 from server.links.services import LinkHolder
+from server.subjects import Subject
 from server.web.access import link_holder
 from server.web.http import Out, documented, ok, path_id
 from server.web.keys import DB, HOLDER, SERVICES, STAFF
@@ -49,7 +50,7 @@ async def session_context(request: web.Request) -> web.Response:
     booking: Booking
     if holder is not None:
         booking, you, csrf = holder.booking, holder.name, services.links.csrf_token(holder)
-        role = "host" if holder.link.subject == f"staff:{booking.practitioner_id}" else "participant"
+        role = "host" if holder.link.subject == Subject.staff(booking.practitioner_id) else "participant"
     else:
         ctx = request[STAFF]
         booking = await services.bookings.get(request[DB], path_id(request, "booking_id"))

@@ -23,6 +23,7 @@ from server.errors import DuetError
 from server.events import ConsentChanged, Event, Events
 from server.recording.gate import Presence, presence_of
 from server.recording.services import RecordingService
+from server.subjects import Subject
 from server.web.live.hub import Change, Member, Session, SessionHub
 
 log = logging.getLogger("duet.recording")
@@ -62,12 +63,12 @@ class LiveRecording:
         """Everyone seen or heard. A family's camera shows the client too, so the client counts whenever
         anyone joining by a family link publishes (policies/000_*: consent for the client's image)."""
         present = [presence_of(m.pid, m.publishing, m.muted) for m in self.hub.present(booking_id)]
-        family = [p for p in present if p.publishing and not p.subject.startswith("staff:")]
+        family = [p for p in present if p.publishing and Subject(p.subject).is_family]
         if family:
             if booking_id not in self._clients:
                 async with self.sessionmaker() as db:
                     self._clients[booking_id] = (await self.hub.bookings.get(db, booking_id)).client_id
-            present.append(Presence(f"client:{self._clients[booking_id]}", True))
+            present.append(Presence(Subject.client(self._clients[booking_id]), True))
         return present
 
     async def _announce(self, booking_id: int, message: dict[str, Any]) -> None:
