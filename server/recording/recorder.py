@@ -35,6 +35,11 @@ class Recorder:
         """Why this segment can no longer be stored (a full spool, a broken frame), or None."""
         return self.error or self._writer.error
 
+    @property
+    def frames_written(self) -> int:
+        """Frames muxed so far: the recording's progress, for the session and for tests."""
+        return self.muxer.frames_written
+
     def start(self) -> None:
         self._writer.start()
         self._task = asyncio.create_task(self._run(), name=f"recorder-{self._writer.recording_id}")

@@ -74,6 +74,11 @@ class RecordingService:
         live = self._live.get(booking_id)
         return frozenset(t.participant_id for t in live.recorder.muxer.tracks) if live else frozenset()
 
+    def frames_written(self, booking_id: int) -> int:
+        """How far the live recording of this booking has got (0 when none is running)."""
+        live = self._live.get(booking_id)
+        return live.recorder.frames_written if live else 0
+
     def recording(self, booking_id: int) -> uuid.UUID | None:
         live = self._live.get(booking_id)
         return live.recording_id if live else None

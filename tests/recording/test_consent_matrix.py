@@ -47,6 +47,7 @@ class Rig:
     services: Services
     sessionmaker: async_sessionmaker[AsyncSession]
     recordings: RecordingService
+    spool: Spool
     store: FolderStore
     spool_dir: Path
     keys: X25519KeyFiles
@@ -66,7 +67,7 @@ async def rig(org: Org, services: Services, sessionmaker: async_sessionmaker[Asy
         await s.commit()
     yield Rig(services, sessionmaker,
               RecordingService(clock, services.audit, services.consent, keys.public_wrapper(), spool,
-                               services.erase_dates), store, tmp_path / "spool", keys, router)
+                               services.erase_dates), spool, store, tmp_path / "spool", keys, router)
     await router.close()
     await spool.close()
 
@@ -88,7 +89,7 @@ async def _record(rig: Rig, org: Org, family: str, shown: list[str], day: date) 
             return refused.detail
         await asyncio.sleep(2.0)
         await rig.recordings.stop(rig.sessionmaker, SETUP, org.booking_id, "stopped by the practitioner")
-        await asyncio.wait_for(rig.recordings._spool.wait_idle(), 10)
+        await asyncio.wait_for(rig.spool.wait_idle(), 10)
     finally:
         for peer, pid in ((a, tutor), (b, family)):
             await peer.close()

@@ -60,7 +60,7 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
     assert (await guardian.wait_for("recording", lambda m: m["state"] == "recording"))["label"] == "Recording"
     began = time.monotonic()
     live = app[RECORDING]  # type: ignore[index]
-    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 60, 15)
+    await until(lambda: live.service.frames_written(org.booking_id) > 60, 15)
     await asyncio.sleep(1.5)
     withdrawn_after = time.monotonic() - began
 
@@ -73,7 +73,7 @@ async def test_recording_follows_the_consent_of_everyone_seen_or_heard(
         row = (await s.execute(select(Recording))).scalar_one()
     assert row.status == "stopped" and (row.status_reason or "").startswith("Paused")
     await asyncio.sleep(2.0)  # the session carries on; nothing of it may be stored
-    await asyncio.wait_for(live.service._spool.wait_idle(), 10)
+    await asyncio.wait_for(services.spool.wait_idle(), 10)
     webm = await (await app[SERVICES].review.reader(row)).read_all()  # type: ignore[index]
     for stream in av.open(io.BytesIO(webm)).streams:
         if stream.type == "video":
@@ -102,9 +102,9 @@ async def _both_recording(open_caller: OpenCaller, org: Org, services: Services,
 async def _record_a_few_seconds(open_caller: OpenCaller, org: Org, services: Services, clock: FakeClock,
                                 sessionmaker: async_sessionmaker[AsyncSession], app: object) -> None:
     tutor, guardian, live = await _both_recording(open_caller, org, services, clock, sessionmaker, app)
-    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 250, 20)
+    await until(lambda: live.service.frames_written(org.booking_id) > 250, 20)
     await guardian.send({"type": "chat", "text": "Kit played the scale twice <3"})
-    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 500, 20)
+    await until(lambda: live.service.frames_written(org.booking_id) > 500, 20)
     await tutor.send({"type": "record", "on": False})
     await until(lambda: live.service.recording(org.booking_id) is None, 10)  # the last chunk is sealed
 
@@ -182,7 +182,7 @@ async def test_someone_who_starts_publishing_during_a_recording_is_recorded_from
     await guardian.join_media(Peer("guardian", tag=2, tone=880))  # the family's camera comes on
     await until(lambda: live.service.recording(org.booking_id) not in (None, first), 15)
     assert live.service.recorded(org.booking_id) == {f"staff:{org.tutor_id}", f"guardian:{org.guardian_id}"}
-    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 60, 15)
+    await until(lambda: live.service.frames_written(org.booking_id) > 60, 15)
     async with sessionmaker() as s:
         ended = await s.get(Recording, first)
     assert ended is not None and ended.status == "stopped"
@@ -204,7 +204,7 @@ async def test_a_disk_filling_up_in_mid_recording_pauses_it_for_everyone(
     await guardian.wait_for("recording", lambda m: m["state"] == "recording")
     live = app[RECORDING]  # type: ignore[index]
     rid = live.service.recording(org.booking_id)
-    monkeypatch.setattr(live.service._spool, "has_room", lambda: False)  # the spool disk is nearly full now
+    monkeypatch.setattr(services.spool, "has_room", lambda: False)  # the spool disk is nearly full now
     paused = await guardian.wait_for("recording", lambda m: m["state"] == "paused", within=5)
     assert paused["label"] == "Paused: the server's recording disk is nearly full"
     assert live.service.recording(org.booking_id) is None
@@ -224,11 +224,11 @@ async def test_a_family_that_rejoins_after_a_network_drop_is_recorded_where_they
 
     tutor, guardian, live = await _both_recording(open_caller, org, services, clock, sessionmaker, app)
     rid = live.service.recording(org.booking_id)
-    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > 200, 20)
+    await until(lambda: live.service.frames_written(org.booking_id) > 200, 20)
 
     await guardian.rejoin_media(Peer("guardian-again", tag=2, tone=880), away=2.5)  # away for a while
-    written = live.service._live[org.booking_id].recorder.muxer.frames_written
-    await until(lambda: live.service._live[org.booking_id].recorder.muxer.frames_written > written + 300, 20)
+    written = live.service.frames_written(org.booking_id)
+    await until(lambda: live.service.frames_written(org.booking_id) > written + 300, 20)
     assert live.service.recording(org.booking_id) == rid  # the same segment carries on
     await tutor.send({"type": "record", "on": False})
     await until(lambda: live.service.recording(org.booking_id) is None, 10)  # the last chunk is sealed
@@ -236,7 +236,7 @@ async def test_a_family_that_rejoins_after_a_network_drop_is_recorded_where_they
     async with sessionmaker() as s:
         row = await s.get(Recording, rid)
     assert row is not None
-    await asyncio.wait_for(live.service._spool.wait_idle(), 10)  # every sealed chunk is in the store
+    await asyncio.wait_for(services.spool.wait_idle(), 10)  # every sealed chunk is in the store
     webm = await (await app[SERVICES].review.reader(row)).read_all()  # type: ignore[index]
     ends: dict[str, float] = {}
     for title in (f"staff:{org.tutor_id} video", f"guardian:{org.guardian_id} video"):
