@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.models import Role, Staff
 from server.audit.log import Actor, AuditLog
 from server.bookings.models import Booking
+from server.bookings.services import BookingService
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound, PolicyViolation
@@ -72,6 +73,9 @@ class PlanService:
         """
         if not by.role_set & EDITORS and new.lead_practitioner_id != by.id:
             raise Forbidden("You can create plans that you lead only.", field="lead_practitioner_id")
+        if not by.role_set & EDITORS and not await BookingService.works_with(session, by.id, new.client_id):
+            # policies/004_*: need-to-know. Told as "no such client", like the client list.
+            raise NotFound(f"There is no client with id {new.client_id} among your clients.", field="client_id")
         if new.ends_on < new.starts_on:
             raise InvalidInput("The plan would end before it starts. Choose a later end date.", field="ends_on")
         client = await session.get(Client, new.client_id)

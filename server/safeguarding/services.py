@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.accounts.models import Role, Staff
@@ -24,7 +24,7 @@ from server.bookings.models import Booking
 from server.bookings.names import subject_names
 from server.clock import Clock
 from server.config import Settings
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound, RateLimited
 from server.events import Events, PersonSuspended
 from server.links.models import AccessLink
 from server.mail import messages
@@ -37,6 +37,7 @@ from server.safeguarding.rules import CONCERN_DISCUSS_WITHIN, concern_overdue
 from server.subjects import Subject
 
 READERS = frozenset({Role.SAFEGUARDING, Role.MANAGER})
+LINK_CONCERNS_PER_DAY = 5  # through one family member's links; staff raise as many as they need
 # How the name of whoever raised a concern is shown, by the kind of person.
 ROLE_SUFFIX = {"staff": "", "guardian": " (parent or carer)", "client": " (client)"}
 
@@ -86,6 +87,41 @@ class SafeguardingService:
             await self._erase_dates.refresh_booking(session, new.booking_id)
         await self._tell_on_raising(session, concern, now)
         return concern
+
+    async def raise_from_link(self, session: AsyncSession, actor: Actor, new: NewConcern) -> Concern:
+        """A concern from a family through their session link, at most ``LINK_CONCERNS_PER_DAY`` a day per
+        person: every one reaches the lead, but a link cannot flood the safeguarding team. The first refusal
+        tells the leads once that someone is trying to say more (they may need a call, not a form)."""
+        since = self._clock.now() - timedelta(days=1)
+        raised = await session.scalar(select(func.count()).select_from(Concern).where(
+            Concern.raised_by == actor.ref, Concern.raised_at >= since)) or 0
+        if raised >= LINK_CONCERNS_PER_DAY:
+            await self._tell_limit_reached(session, actor)
+            raise RateLimited(
+                f"You have raised {raised} concerns today: our safeguarding lead has every one and will contact "
+                "you. If anyone is in immediate danger, call 999.", retry_after=24 * 3600)
+        return await self.raise_concern(session, actor, new)
+
+    async def _tell_limit_reached(self, session: AsyncSession, actor: Actor) -> None:
+        now = self._clock.now()
+        day = now.astimezone(self._settings.zone).date().isoformat()
+        key = f"concern-limit.{actor.ref.replace(':', '-')}.{day}"
+        leads = [s for s in (await session.execute(select(Staff).order_by(Staff.id))).scalars()
+                 if s.has_role(Role.SAFEGUARDING) and not s.suspended]
+        sent = False
+        for person in leads:
+            message = messages.staff_alert(
+                self._org, messages.Recipient(person.name, person.email), key=f"{key}.staff-{person.id}", now=now,
+                subject="A family is trying to raise more concerns",
+                lines=[f"{actor.ref} has raised {LINK_CONCERNS_PER_DAY} concerns through their session link today "
+                       "and tried to raise another, which was refused.",
+                       "Their concerns are in Duet. Consider calling them."],
+                link=f"{self._settings.public_url}/concerns")
+            sent = await enqueue(session, message, f"{key}.staff-{person.id}", kind="staff_alert", now=now) or sent
+        if sent:  # once a day per person: the outbox key makes a second refusal enqueue nothing
+            await self._audit.record(session, Actor.system(), "concern.link_limit_reached", actor.ref,
+                                     {"per_day": LINK_CONCERNS_PER_DAY})
+        await session.commit()
 
     async def _tell_on_raising(self, session: AsyncSession, concern: Concern, now: datetime) -> None:
         """policies/004_*: concerns are reported to the designated lead at once, and an allegation against

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.accounts.models import Role, Staff
+from server.accounts.models import OFFICE, Role, Staff
 from server.audit.log import Actor, AuditLog
 from server.bookings.models import LIVE, Booking, BookingKind, BookingStatus, StaffUnavailability
 from server.bookings.rules import MAX_DURATION_MINUTES, is_evening
@@ -337,11 +337,14 @@ class VisitService:
                                  {"check_id": check.id})
         return check
 
-    async def report_change(self, session: AsyncSession, actor: Actor, staff_id: int, client_id: int,
+    async def report_change(self, session: AsyncSession, actor: Actor, staff: Staff, client_id: int,
                             note: str) -> WorkspaceCheck:
-        """An observable change to the home: a new checklist is needed before the next visit."""
-        if await session.get(Client, client_id) is None:
-            raise NotFound(f"There is no client with id {client_id}.")
+        """An observable change to the home: a new checklist is needed before the next visit. A practitioner
+        reports it only for a client they work with (need-to-know); the office for anyone."""
+        staff_id = staff.id
+        if await session.get(Client, client_id) is None or (
+                not staff.role_set & OFFICE and not await self._bookings.works_with(session, staff_id, client_id)):
+            raise NotFound(f"There is no client with id {client_id} among your clients.")
         change = WorkspaceCheck(client_id=client_id, kind="change", note=note, recorded_by_id=staff_id,
                                 recorded_at=self._clock.now())
         session.add(change)

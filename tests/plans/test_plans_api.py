@@ -273,3 +273,22 @@ async def test_the_lead_practitioner_runs_their_own_plan_and_no_one_else_sees_it
     assert [(e.action, e.actor) for e in events] == [
         ("plan.created", f"staff:{org.tutor_id}"), ("plan.booking_attached", f"staff:{org.tutor_id}"),
         ("plan.booking_attached", f"staff:{org.manager_id}"), ("plan.ended", f"staff:{org.tutor_id}")]
+
+
+async def test_a_practitioner_plans_only_for_clients_they_work_with(people: People, org: Org) -> None:
+    """policies/004_*: need-to-know. tutor2 has no booking with the adult client, so that client is unknown to
+    them (as in the client list); the office plans for anyone."""
+    body = {"client_id": org.adult_id, "lead_practitioner_id": org.other_tutor_id, "title": "Guitar",
+            "goals": "", "starts_on": "2026-11-23", "ends_on": "2027-03-31"}
+    status, problem = await people.post("tutor2", "/api/v1/plans", body)
+    assert status == 404 and problem["field"] == "client_id" and "among your clients" in problem["detail"]
+    assert (await people.post("admin", "/api/v1/plans", body))[0] == 201
+
+
+async def test_a_practitioner_reports_a_home_change_only_for_clients_they_work_with(people: People, org: Org) -> None:
+    status, problem = await people.post("tutor2", f"/api/v1/clients/{org.adult_id}/workspace-change",
+                                        {"reason": "I heard they moved house"})
+    assert status == 404 and "among your clients" in problem["detail"]
+    status, _ = await people.post("admin", f"/api/v1/clients/{org.adult_id}/workspace-change",
+                                  {"reason": "the family called: they moved house"})
+    assert status == 201

@@ -13,12 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.accounts.models import Role
+from server.audit.log import Actor
 from server.audit.models import AuditEvent
 from server.clock import FakeClock
 from server.mail.models import OutboxMessage
 from server.recording.holds import Holds
 from server.safeguarding.models import Concern, ConcernCategory
-from server.safeguarding.services import SafeguardingService
+from server.safeguarding.services import NewConcern, SafeguardingService
 from server.services import Services
 from tests.support.org import Org, add_staff, issue_link
 from tests.support.visits import People
@@ -67,6 +68,41 @@ async def test_a_parent_raises_a_concern_through_their_link_and_gets_a_receipt_n
     assert concern["raised_by"] == f"guardian:{org.guardian_id}" and concern["booking_id"] == org.booking_id
     response = await parent.post(f"/s/{org.booking_id}/api/concern", json=CONCERN)
     assert response.status == 403  # no CSRF token
+
+
+async def test_a_family_link_raises_a_few_concerns_a_day_and_the_lead_is_told_once_when_it_tries_more(
+        client: TestClient, org: Org, services: Services, sessionmaker: async_sessionmaker[AsyncSession],
+        people: People, clock: FakeClock) -> None:
+    token = await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}")
+    parent = await people.new_client()
+    assert (await parent.get(f"/l/{token}", allow_redirects=False)).status == 303
+    csrf = (await (await parent.get(f"/s/{org.booking_id}/api/context")).json())["csrf_token"]
+
+    async def raise_one() -> tuple[int, dict[str, object]]:
+        response = await parent.post(f"/s/{org.booking_id}/api/concern", json=CONCERN,
+                                     headers={"X-CSRF-Token": csrf})
+        return response.status, await response.json()
+
+    for _ in range(5):
+        assert (await raise_one())[0] == 201
+    for _ in range(3):  # refused, in words that still point to help
+        status, problem = await raise_one()
+        assert status == 429 and "safeguarding lead has every one" in str(problem["detail"])
+        assert "999" in str(problem["detail"])
+    async with sessionmaker() as s:
+        told = (await s.execute(select(OutboxMessage.recipient).where(
+            OutboxMessage.message_key.startswith("concern-limit.")))).scalars().all()
+        events = (await s.execute(select(AuditEvent).where(AuditEvent.action == "concern.link_limit_reached"))
+                  ).scalars().all()
+        raised = (await s.execute(select(Concern).where(Concern.raised_by == f"guardian:{org.guardian_id}"))
+                  ).scalars().all()
+    assert told == [org.email("safeguarding")] and len(events) == 1  # once, not per refusal
+    assert len(raised) == 5
+    clock.advance(timedelta(days=1, minutes=1))  # a new day (the link itself has ended with the session)
+    async with sessionmaker() as s:
+        again = await services.safeguarding.raise_from_link(s, Actor(f"guardian:{org.guardian_id}", "link:1"),
+                                                            NewConcern(ConcernCategory.NEGLECT, CONCERN["details"]))
+        assert again.id > max(c.id for c in raised)
 
 
 async def test_a_concern_not_discussed_within_24_hours_is_escalated_once(

@@ -39,6 +39,7 @@ export class Call {
     this.role = null;
     this.me = null;
     this.members = [];
+    this.names = new Map();  // everyone seen in this session, so a removed person is still named
     this.audioOnly = false;
     this.musicMode = false;
     this.iceServers = [];
@@ -104,6 +105,7 @@ export class Call {
       case "rejoin_ready": return this.newPeerConnection();
       case "music_mode": return this.switchMusicMode(message.on);
       case "muted_by_host": return this.mutedByHost(message);
+      case "removed_list": return this.showRemoved(message.participants);
       case "left":
         if (message.participant_id === this.me && !["left", "rejoining", "removed"].includes(message.reason)) {
           return this.newPeerConnection();  // the relay dropped our connection: offer again
@@ -223,8 +225,23 @@ export class Call {
     caption.append(mute, remove);
   }
 
+  showRemoved(pids) {
+    // Whom the practitioner removed: they stay out, even if they open their link again, until let back in.
+    const list = $("removed-list");
+    list.replaceChildren();
+    for (const pid of pids) {
+      const back = el("button", "Let back in", { type: "button", "data-testid": "host-readmit" });
+      back.addEventListener("click", () => this.send({ type: "readmit", participant: pid }));
+      const item = el("li", `${this.names.get(pid) || pid} `);
+      item.append(back);
+      list.append(item);
+    }
+    $("removed").hidden = pids.length === 0;
+  }
+
   showMembers(members) {
     this.members = members;
+    for (const m of members) this.names.set(m.id, m.name);
     const observers = members.filter((m) => m.role === "observer");
     const banner = $("observer-banner");
     banner.hidden = observers.length === 0;

@@ -163,7 +163,7 @@ async def place_legal_hold(request: web.Request) -> web.Response:
 async def workspace_change(request: web.Request) -> web.Response:
     body = await read_body(request, ReasonBody)
     ctx: StaffContext = request[STAFF]
-    change = await request.app[SERVICES].visits.report_change(request[DB], ctx.actor, ctx.staff.id,
+    change = await request.app[SERVICES].visits.report_change(request[DB], ctx.actor, ctx.staff,
                                                               path_id(request, "client_id"), body.reason)
     await request[DB].commit()
     return ok(CheckOut.model_validate(change), status=201)

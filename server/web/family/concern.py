@@ -48,11 +48,11 @@ async def link_concern(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     holder: LinkHolder | None = request.get(HOLDER)
     if holder is not None:
-        actor, booking_id = holder.actor, holder.booking.id
+        concern = await services.safeguarding.raise_from_link(
+            request[DB], holder.actor, NewConcern(body.category, body.details, holder.booking.id))
     else:
-        actor, booking_id = request[STAFF].actor, path_id(request, "booking_id")
-    concern = await services.safeguarding.raise_concern(request[DB], actor,
-                                                        NewConcern(body.category, body.details, booking_id))
+        concern = await services.safeguarding.raise_concern(
+            request[DB], request[STAFF].actor, NewConcern(body.category, body.details, path_id(request, "booking_id")))
     await request[DB].commit()
     return ok(ReceiptOut(id=concern.id, raised_at=concern.raised_at,
                          message="Thank you. Your concern has been passed to our safeguarding lead, who will "

@@ -32,6 +32,7 @@ from server.bookings.services import BookingService
 from server.chat.services import ChatService
 from server.clock import Clock
 from server.media import MediaRouter, Participant, ParticipantLeft, PublishingChanged, Room
+from server.web.live.limits import RateLimiter
 
 log = logging.getLogger("duet.signalling")
 
@@ -112,6 +113,11 @@ class SessionHub:
         self.bookings = bookings
         self.late_grace = timedelta(minutes=late_grace_minutes)
         self.sessions: dict[int, Session] = {}
+        # What the practitioner decided stays decided when someone simply joins again, until the booking's
+        # window closes: whom they removed (until let back in), and that they ended the session.
+        self.removed: dict[int, set[str]] = {}
+        self.ended_by_host: dict[int, str] = {}
+        self.limits: dict[tuple[int, str], RateLimiter] = {}  # per person in a booking, across reconnects
         self.handlers: dict[str, Registration] = {}
         self.listeners: list[Listener] = []
 
@@ -169,6 +175,14 @@ class SessionHub:
     async def _close_at_window_end(self, session: Session, delay: float) -> None:
         await self.clock.sleep(delay)
         await self.end(session.booking_id, "the booked time is over", cancel_closer=False)
+        self.forget(session.booking_id)
+
+    def forget(self, booking_id: int) -> None:
+        """The booking's window is over: nothing about its live session is kept in memory."""
+        self.removed.pop(booking_id, None)
+        self.ended_by_host.pop(booking_id, None)
+        for key in [k for k in self.limits if k[0] == booking_id]:
+            del self.limits[key]
 
     async def admit(self, session: Session, member: Member) -> None:
         old = session.members.get(member.pid)

@@ -51,6 +51,13 @@ class Remove(Message):
     participant: str = Field(max_length=64)
 
 
+class Readmit(Message):
+    """The practitioner lets someone they removed back in."""
+
+    type: Literal["readmit"]
+    participant: str = Field(max_length=64)
+
+
 class End(Message):
     type: Literal["end"]
 

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ValidationError
 
 from server.bookings.models import Booking, BookingStatus
 from server.chat.models import ChatMessage
-from server.clock import Clock
 from server.errors import DuetError
 from server.links.models import LinkPurpose
 from server.links.services import Window
@@ -28,6 +27,7 @@ from server.web.http import path_id, validation_detail
 from server.web.keys import DB, HOLDER, HUB, SERVICES, STAFF
 from server.web.live import messages as m
 from server.web.live.hub import Member, Role, Session, SessionHub
+from server.web.live.limits import RateLimiter
 from server.web.middlewares import same_origin
 
 log = logging.getLogger("duet.signalling")
@@ -35,32 +35,10 @@ routes = web.RouteTableDef()
 
 BUILT_IN: dict[str, type[m.Message]] = {
     "offer": m.Offer, "answer": m.Answer, "chat": m.Chat, "rejoin": m.Rejoin, "mute": m.Mute,
-    "remove": m.Remove, "end": m.End, "music_mode": m.MusicMode, "ping": m.Ping,
+    "remove": m.Remove, "readmit": m.Readmit, "end": m.End, "music_mode": m.MusicMode, "ping": m.Ping,
 }
-HOST_ONLY = {"mute", "remove", "end", "music_mode"}
-RATE_PER_SECOND = 20.0
-BURST = 40.0
+HOST_ONLY = {"mute", "remove", "readmit", "end", "music_mode"}
 FLOOD_LIMIT = 100  # refused messages before the socket is closed
-
-
-class RateLimiter:
-    """A token bucket on the media clock: message timing is real time, even under a fake Clock."""
-
-    def __init__(self, clock: Clock, rate: float = RATE_PER_SECOND, burst: float = BURST) -> None:
-        self.clock = clock
-        self.rate, self.burst, self.tokens = rate, burst, burst
-        self.last = clock.monotonic()
-        self.refused = 0
-
-    def allow(self) -> bool:
-        now = self.clock.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        self.refused += 1
-        return False
 
 
 def _subject(request: web.Request) -> Subject:
@@ -112,6 +90,13 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         detail = ("The session has not opened yet; you can join a few minutes before it starts."
                   if window == Window.NOT_YET else "This session has ended.")
         return await _refuse(ws, "window", detail, 4403)
+    if booking_id in hub.ended_by_host:
+        if not is_host:  # the practitioner ended it: only they can open it again
+            return await _refuse(ws, "ended", f"{hub.ended_by_host[booking_id]}.", 4410)
+        del hub.ended_by_host[booking_id]
+    if _subject(request) in hub.removed.get(booking_id, set()):
+        return await _refuse(ws, "removed", "The practitioner removed you from this session. Ask them to let you "
+                                            "back in.", 4403)
     session = hub.open(booking)
     member = _member(request, booking, ws)
     await hub.admit(session, member)
@@ -122,7 +107,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         "members": session.presence(), "chat": await _chat_history(hub, booking_id),
     })
     try:
-        await _serve(hub, session, member, RateLimiter(hub.media_clock))
+        limiter = hub.limits.setdefault((booking_id, member.pid), RateLimiter(hub.media_clock))
+        await _serve(hub, session, member, limiter)  # one limit per person: a reconnect does not reset it
     finally:
         await hub.depart(session, member, "left")
     return ws
@@ -246,12 +232,27 @@ async def _remove(hub: SessionHub, session: Session, member: Member, msg: Any) -
     target = _target(session, msg.participant)
     if target is member:
         raise DuetError("Use leave to leave the session yourself.")
+    if target.role == "observer":  # a spot check is the safeguarding lead's, not the practitioner's, to end
+        raise DuetError("The safeguarding observer cannot be removed from the session.")
+    hub.removed.setdefault(session.booking_id, set()).add(target.pid)
     await hub.audit_event(member.actor, "session.removed", session.booking_id, {"participant": target.pid})
     await hub.remove_subject(session.booking_id, target.pid, "The practitioner removed you from the session.")
+    await member.send({"type": "removed_list", "participants": sorted(hub.removed[session.booking_id])})
+
+
+async def _readmit(hub: SessionHub, session: Session, member: Member, msg: Any) -> None:
+    removed = hub.removed.get(session.booking_id, set())
+    if msg.participant not in removed:
+        raise DuetError(f"{msg.participant} was not removed from this session.")
+    removed.discard(msg.participant)
+    await hub.audit_event(member.actor, "session.readmitted", session.booking_id, {"participant": msg.participant})
+    await member.send({"type": "removed_list", "participants": sorted(removed)})
 
 
 async def _end(hub: SessionHub, session: Session, member: Member, msg: Any) -> None:
-    await hub.end(session.booking_id, f"{member.name} ended the session")
+    reason = f"{member.name} ended the session"
+    hub.ended_by_host[session.booking_id] = reason  # rejoining does not undo it
+    await hub.end(session.booking_id, reason)
 
 
 async def _music_mode(hub: SessionHub, session: Session, member: Member, msg: Any) -> None:
@@ -269,5 +270,6 @@ async def _ping(hub: SessionHub, session: Session, member: Member, msg: Any) -> 
 
 HANDLERS: dict[type[BaseModel], Any] = {
     m.Offer: _offer, m.Answer: _answer, m.Rejoin: _rejoin, m.Chat: _chat, m.Mute: _mute, m.Remove: _remove,
+    m.Readmit: _readmit,
     m.End: _end, m.MusicMode: _music_mode, m.Ping: _ping,
 }

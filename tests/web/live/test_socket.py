@@ -255,3 +255,90 @@ async def test_the_session_ends_by_itself_once_the_booked_time_and_its_grace_are
     clock.advance(2)
     for caller in (tutor, guardian):
         assert (await caller.wait_for("ended"))["reason"] == "the booked time is over"
+
+
+async def test_someone_removed_stays_out_until_the_practitioner_lets_them_back(
+    open_caller: OpenCaller, org: Org, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
+    await guardian.wait_for("welcome")
+    gail = f"guardian:{org.guardian_id}"
+    await tutor.send({"type": "remove", "participant": gail})
+    await guardian.wait_for("removed")
+    assert (await tutor.wait_for("removed_list"))["participants"] == [gail]
+    again = await open_caller(gail)  # Gail opens her link again
+    await again.connect()
+    refused = await again.wait_for("error")
+    assert refused["code"] == "removed" and "let you back in" in refused["detail"]
+    await until(lambda: again.closed_code == 4403)
+    await tutor.send({"type": "readmit", "participant": gail})
+    await tutor.wait_for("removed_list", lambda m: m["participants"] == [])
+    back = await open_caller(gail)
+    await back.connect()
+    assert (await back.wait_for("welcome"))["you"] == gail
+    async with sessionmaker() as s:
+        actions = [e.action for e in (await s.execute(select(AuditEvent).order_by(AuditEvent.seq))).scalars()]
+    assert "session.readmitted" in actions
+
+
+async def test_a_session_the_practitioner_ended_is_not_reopened_by_a_family_joining_again(
+    open_caller: OpenCaller, org: Org
+) -> None:
+    tutor, guardian = await tutor_and_guardian(open_caller, org)
+    await guardian.wait_for("welcome")
+    await tutor.send({"type": "end"})
+    await guardian.wait_for("ended")
+    again = await open_caller(f"guardian:{org.guardian_id}")
+    await again.connect()
+    assert (await again.wait_for("error"))["code"] == "ended"
+    host = await open_caller(f"staff:{org.tutor_id}")  # only the practitioner may open it again
+    await host.connect()
+    assert (await host.wait_for("welcome"))["role"] == "host"
+    later = await open_caller(f"guardian:{org.guardian_id}")
+    await later.connect()
+    assert (await later.wait_for("welcome"))["role"] == "participant"
+
+
+async def test_the_practitioner_cannot_remove_the_safeguarding_observer(
+    open_caller: OpenCaller, org: Org, live_server: str, clock: FakeClock
+) -> None:
+    import pyotp
+
+    tutor = await open_caller(f"staff:{org.tutor_id}")
+    await tutor.connect()
+    await tutor.wait_for("welcome")
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:
+        r = await http.post(f"{live_server}/api/v1/auth/login",
+                            json={"email": org.email("safeguarding"), "password": "correct horse battery staple"})
+        csrf = (await r.json())["csrf_token"]
+        code = pyotp.TOTP(org.totp_secret).at(int(clock.now().timestamp()))
+        await http.post(f"{live_server}/api/v1/auth/second-factor", json={"code": code},
+                        headers={"X-CSRF-Token": csrf})
+        from tests.web.live.conftest import Caller
+
+        lead = Caller(http, live_server, org.booking_id)
+        await lead.connect()
+        await lead.wait_for("welcome")
+        await tutor.send({"type": "remove", "participant": f"staff:{org.safeguarding_id}"})
+        assert "observer cannot be removed" in (await tutor.wait_for("error"))["detail"]
+        assert lead.of_type("removed") == []
+        await lead.close()
+
+
+async def test_the_message_limit_is_per_person_so_reconnecting_does_not_reset_it(
+    open_caller: OpenCaller, org: Org
+) -> None:
+    flooder = await open_caller(f"guardian:{org.guardian_id}")
+    await flooder.connect()
+    await flooder.wait_for("welcome")
+    for _ in range(300):
+        await flooder.send({"type": "ping"})
+    await until(lambda: flooder.closed_code is not None, 10)
+    assert flooder.closed_code == 1008  # cut off after 100 refused messages
+    again = await open_caller(f"guardian:{org.guardian_id}")
+    await again.connect()
+    await again.wait_for("welcome")
+    for _ in range(120):  # a fresh allowance per socket would refuse at most 80 of these and stay open
+        await again.send({"type": "ping"})
+    await until(lambda: again.closed_code is not None, 10)
+    assert again.closed_code == 1008
