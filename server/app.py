@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from server.audit.daily import audit_context
 from server.bookings.notify import BookingNotifier
 from server.bookings.reminders import Reminders, reminders_context
 from server.checks.service import CheckService, device_checked
@@ -130,6 +131,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
     app.on_shutdown.append(end_sessions)
     app.cleanup_ctx.append(watch_context(app[SERVICES], lambda: app[SESSIONMAKER]))  # overdue visits, concerns
     if background_jobs:
+        app.cleanup_ctx.append(audit_context(app[SERVICES].audit, clock, lambda: app[SESSIONMAKER]))
         app.cleanup_ctx.append(retention_context(settings, clock, app[SERVICES].audit, lambda: app[SESSIONMAKER]))
         app.cleanup_ctx.append(sender_context(settings, clock, app[SERVICES].audit, lambda: app[SESSIONMAKER]))
         reminders = Reminders(clock, BookingNotifier(settings, clock, app[SERVICES].links, app[SERVICES].consent),

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from server.accounts.models import Role
 from server.accounts.services import NewStaff
-from server.audit.log import Actor, verify
+from server.audit.log import Actor
 from server.clock import SystemClock
 from server.config import ConfigError, Settings, load_settings
 from server.db.engine import make_engine, make_sessionmaker
@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit_sub.add_parser("verify", help="check the hash chain; name the first changed, removed or inserted event")
+    audit_sub.add_parser("verify", help="check the keyed chain against its checkpoint files; name the first changed, "
+                         "removed, inserted or forged event")
 
     recording = sub.add_parser("recording", help="recordings: list, and export (decrypted, audited)")
     recording_sub = recording.add_subparsers(dest="recording_command", required=True, metavar="ACTION")
@@ -134,12 +135,9 @@ def _user_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def _audit_verify(settings: Settings) -> int:
     async def work(services: Services, session: Any) -> int:
-        result = await verify(session)
-        if result.ok:
-            print(f"audit log OK: {result.events} events, chain intact")
-            return 0
-        print(f"audit log BROKEN: {result.problem}")
-        return 1
+        result = await services.audit.verify(session)
+        print("\n".join(result.lines()))
+        return 0 if result.ok else 1
 
     return asyncio.run(_with_services(settings, work))
 

@@ -48,7 +48,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, keys: AppKeys) -> Services:
-        audit = AuditLog(clock)
+        audit = AuditLog(clock, keys, settings.audit_anchor_dir, settings.audit_checkpoint_every)
         logins = Logins(settings, clock, audit, keys)
         links = LinkService(settings, clock, audit, keys)
         consent = ConsentService(clock, audit, settings.organisation, settings.storage_policies)
