@@ -22,6 +22,21 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 SECRET_FILE = "app_secret"  # noqa: S105  (a file name, not a secret)
 
 
+def private_folder(path: Path) -> Path:
+    """Create ``path`` and every missing parent 0700 (``mkdir(mode=)`` sets only the last one's mode)."""
+    missing: list[Path] = []
+    level = path
+    while not level.exists():
+        missing.append(level)
+        level = level.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # made by another process meanwhile
+    return path
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to a new file readable only by its owner; never overwrite."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -38,7 +53,7 @@ class AppKeys:
     @classmethod
     def ensure(cls, folder: Path) -> AppKeys:
         """Load the app secret from ``folder``, creating the folder (0700) and secret (0600) if absent."""
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_folder(folder)
         path = folder / SECRET_FILE
         if not path.exists():
             try:

@@ -259,8 +259,13 @@ class Logins:
         return True
 
     async def _end_for_codes(self, session: AsyncSession, ctx: StaffContext) -> None:
-        if ctx.login.ended_at is None:
-            ctx.login.ended_at = self._clock.now()
+        """End the login (once: concurrent refusals see it already ended) and commit."""
+        now = self._clock.now()
+        ended = await session.execute(
+            update(LoginSession).where(LoginSession.id == ctx.login.id, LoginSession.ended_at.is_(None))
+            .values(ended_at=now).execution_options(synchronize_session=False))
+        ctx.login.ended_at = now
+        if int(ended.rowcount) == 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             await self._audit.record(session, Actor("system", ctx.login.source), "staff.totp_login_ended",
                                      f"staff:{ctx.staff.id}", {"max_failures": self._settings.totp_max_failures})
         await session.commit()

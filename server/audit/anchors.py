@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from server.keys import AppKeys, constant_time_equal
+from server.keys import AppKeys, constant_time_equal, private_folder
 
 log = logging.getLogger(__name__)
 FORMAT = "duet-audit-checkpoint/1"
@@ -77,7 +77,7 @@ class CheckpointFiles:
     def write(self, head: Head, at: datetime) -> Path | None:
         """Write a checkpoint of ``head`` (committed events only), chained to the newest file; None when the
         newest file already records this event or a later one."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(self.folder)
         files = self._files()
         if files and int(files[-1].name.split("-")[1]) >= head.seq:
             return None

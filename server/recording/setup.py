@@ -11,6 +11,7 @@ from pathlib import Path
 
 from server.clock import Clock
 from server.config import Settings
+from server.keys import private_folder
 from server.recording.keywrap import KeyWrapper, KmsWrapper, X25519KeyFiles
 from server.recording.spool import Spool
 from server.recording.stores import FolderStore, RecordingStore, S3Store
@@ -41,6 +42,5 @@ def wrapper_from_settings(settings: Settings, *, can_unwrap: bool = False) -> Ke
 
 
 def spool_from_settings(settings: Settings, store: RecordingStore, clock: Clock) -> Spool:
-    root: Path = settings.home / "spool"
-    root.mkdir(parents=True, exist_ok=True)
+    root: Path = private_folder(settings.home / "spool")
     return Spool(root, store, clock, min_free_bytes=settings.spool_min_free_mb * 1024 * 1024)

@@ -113,6 +113,7 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         field, detail = validation_detail(exc)
         raise InvalidInput(detail, field=field) from None
     inputs.check_text(data)
+    inputs.check_dates(body.model_dump())
     return body
 
 
@@ -132,9 +133,11 @@ def query_date(request: web.Request, name: str, default: date) -> date:
     if raw is None:
         return default
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a date like 2026-11-23.", field=name) from None
+    inputs.check_date(value, name)
+    return value
 
 
 def ok(model: BaseModel | list[Any] | dict[str, Any], status: int = 200) -> web.Response:

@@ -1,13 +1,12 @@
 """Everything a request brings in, read once and refused in words a person understands (never a 500).
 
-* ids in the path (``{booking_id}`` and every other ``{..._id}``) are checked by the access middleware before
-  any handler runs: ASCII digits only (``str.isdigit`` also accepts "²" and "٣", which ``int`` refuses or
-  reads differently) and within a signed 64-bit database id;
-* ids and numbers in the query string go through ``query_int``;
+* ids in the path (``{booking_id}`` and every other ``{..._id}``) and in the query string (``?client_id=``)
+  are checked by the access middleware before any handler runs: ASCII digits only (``str.isdigit`` also
+  accepts "²" and "٣", which ``int`` refuses or reads differently) and within a signed 64-bit database id;
 * JSON bodies go through ``parse_json``: no number the database cannot hold or that takes seconds to read
   (Python refuses integers over 4,300 digits with a ValueError), no NaN or Infinity, no nesting deeper than
   ``MAX_DEPTH``; then, after the model's checks, ``check_text``: no text that is not valid Unicode or holds
-  NUL (PostgreSQL can store neither).
+  NUL (PostgreSQL can store neither), and no date before 1900 or after 2999 (``check_dates``).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from server.errors import InvalidInput, NotFound
@@ -49,23 +49,16 @@ def path_id(match_info: Mapping[str, str], name: str) -> int:
     return value
 
 
-def check_path(match_info: Mapping[str, str]) -> None:
-    """Refuse a request whose path holds a malformed numeric id, before any handler reads it."""
+def check_ids(match_info: Mapping[str, str], query: Mapping[str, str]) -> None:
+    """Refuse a request whose path or query string holds a malformed numeric id, before any handler reads it
+    (a handler's own ``int()`` then never meets "²", nor an id the database cannot hold)."""
     for name in match_info:
         if name.endswith("_id") and name not in NOT_NUMERIC:
             path_id(match_info, name)
-
-
-def query_int(query: Mapping[str, str], name: str, default: int | None = None, *, low: int = 0,
-              high: int = MAX_ID) -> int | None:
-    """An optional whole number from the query string, between ``low`` and ``high``."""
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if not raw or len(raw) > 19 or not set(raw) <= _ASCII_DIGITS or not low <= int(raw) <= high:
-        raise InvalidInput(f"{name} must be a whole number from {low} to {high}, written with the digits 0 to 9.",
-                           field=name)
-    return int(raw)
+    for name, raw in query.items():
+        if name.endswith("_id") and name not in NOT_NUMERIC and parse_id(raw) is None:
+            raise InvalidInput(f"{name} must be an id: a whole number from 1, written with the digits 0 to 9.",
+                               field=name)
 
 
 class _Refused(ValueError):
@@ -126,6 +119,29 @@ def _text(value: str, where: str) -> None:
     except UnicodeEncodeError:
         raise InvalidInput(f"{where[:60]}: is not valid Unicode text (it holds a lone surrogate such as "
                            "\\ud800).", field=where[:60]) from None
+
+
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
+def check_date(value: date, where: str) -> None:
+    """Refuse dates no one means (0001-01-01, 9999-12-31): date arithmetic on them overflows into a 500."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InvalidInput(f"{where}: {value.isoformat()} is not a date Duet accepts (years {FIRST_YEAR} to "
+                           f"{LAST_YEAR}).", field=where)
+
+
+def check_dates(data: Any) -> None:
+    """Walk a validated body (``model_dump()``) and refuse any date or date-time out of range, naming it."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((item, f"{where}.{key}" if where else str(key)) for key, item in value.items())
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend((item, f"{where}.{i}" if where else str(i)) for i, item in enumerate(value))
+        elif isinstance(value, date):
+            check_date(value, where or "body")
 
 
 def parse_json(raw: bytes) -> Any:

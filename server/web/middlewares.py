@@ -16,7 +16,7 @@ from server.errors import DuetError, Forbidden, NotFound, Unauthenticated
 from server.keys import constant_time_equal
 from server.links.models import LinkPurpose
 from server.web.access import Handler, route_rule
-from server.web.inputs import check_path, path_id
+from server.web.inputs import check_ids, path_id
 from server.web.keys import (
     CSRF_HEADER,
     DB,
@@ -159,7 +159,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     rule = route_rule(route)
     if route.resource is None:  # 404/405 from the router: let the error middleware answer
         return await handler(request)
-    check_path(request.match_info)  # every {..._id} is a well-formed id before any handler reads it
+    check_ids(request.match_info, request.query)  # every ..._id is a well-formed id before a handler reads it
     if rule is None:
         raise Forbidden("This address has no access rule and is closed.")
     if request.method not in SAFE_METHODS and not same_origin(request):
