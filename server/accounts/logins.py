@@ -162,8 +162,13 @@ class Logins:
         if refused.limit.key.startswith("pw-addr:"):
             return RateLimited(f"Too many failed sign-in attempts from your network. Try again in {minutes} "
                                "minutes.", retry_after=minutes * 60)
-        return RateLimited(f"Too many failed sign-in attempts. Try again in {minutes} minutes, or use "
-                           "\"forgotten password\" when your office has set it up.", retry_after=minutes * 60)
+        return RateLimited(f"Too many failed sign-in attempts. Try again in {minutes} minutes.",
+                           retry_after=minutes * 60)
+
+    async def forgive(self, session: AsyncSession, email: str) -> None:
+        """Lift the account-wide lock, when the password is set anew (the way back of a locked-out user: the
+        office's reset email, issue 15). Locks of other addresses stay: they were not the user's."""
+        await throttle.clear(session, self._password_limits(email.strip().lower(), "unknown")[2:])
 
     async def _record_lock(self, session: AsyncSession, staff: Staff | None, limit: Limit, address: str,
                            source: str) -> None:

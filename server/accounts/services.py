@@ -86,6 +86,7 @@ class StaffService:
     async def set_password(self, session: AsyncSession, actor: Actor, staff: Staff, password: str) -> None:
         staff.password_hash = await self._logins.passwords.hash(password)
         await self._logins.end_all(session, staff.id)
+        await self._logins.forgive(session, staff.email)
         await self._audit.record(session, actor, "staff.password_set", f"staff:{staff.id}")
 
     async def begin_totp(self, session: AsyncSession, ctx: StaffContext) -> str:
