@@ -120,13 +120,14 @@ class Logins:
         address = address_of(source)
         limits = self._password_limits(email, address)
         staff = (await session.execute(select(Staff).where(func.lower(Staff.email) == email))).scalar_one_or_none()
+        stored = staff.password_hash if staff is not None else None  # None: the dummy hash is checked instead
         taken = await throttle.reserve(session, limits, now)
         await throttle.prune(session, now, self._longest_window())
         await session.commit()  # the reservation is seen by every other attempt before this check runs
         if isinstance(taken, Refused):
             raise self._refusal(taken)
         try:
-            right = await self.passwords.verify(staff.password_hash if staff else None, password)
+            right = await self.passwords.verify(stored, password)
         except Unavailable:
             await throttle.give_back(session, limits)
             await session.commit()
