@@ -125,6 +125,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
         yield
         for call in app[TASKS].values():
             await call.stop()
+        if background_jobs:  # the audit head is anchored outside the database once more as the node stops
+            async with app[SESSIONMAKER]() as session:
+                await services.audit.checkpoint(session)
 
     app.cleanup_ctx.append(open_database)
     app.cleanup_ctx.append(open_live_sessions)

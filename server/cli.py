@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -16,13 +17,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from server.accounts.models import Role
 from server.accounts.services import NewStaff
-from server.audit.log import Actor, verify
+from server.audit.log import Actor
 from server.clock import SystemClock
 from server.config import ConfigError, Settings, load_settings
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.migrate import pending, upgrade
 from server.errors import CommandError, DuetError
-from server.keys import AppKeys
+from server.keys import AppKeys, private_folder, write_private
 from server.services import Services
 
 
@@ -47,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit_sub.add_parser("verify", help="check the hash chain; name the first changed, removed or inserted event")
+    audit_sub.add_parser("verify", help="check the keyed chain against its checkpoint files; name the first changed, "
+                         "removed, inserted or forged event")
+    audit_sub.add_parser("checkpoint", help="write a signed checkpoint of the chain's head to DUET_AUDIT_ANCHORS now "
+                         "(the server does so every DUET_AUDIT_CHECKPOINT_EVERY events and daily)")
 
     recording = sub.add_parser("recording", help="recordings: list, and export (decrypted, audited)")
     recording_sub = recording.add_subparsers(dest="recording_command", required=True, metavar="ACTION")
@@ -131,14 +135,15 @@ def _user_create(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_services(settings, work))
 
 
-def _audit_verify(settings: Settings) -> int:
+def _audit(settings: Settings, action: str) -> int:
     async def work(services: Services, session: Any) -> int:
-        result = await verify(session)
-        if result.ok:
-            print(f"audit log OK: {result.events} events, chain intact")
+        if action == "checkpoint":
+            written = await services.audit.checkpoint(session)
+            print(f"wrote {written}" if written else "the newest checkpoint already covers the last event")
             return 0
-        print(f"audit log BROKEN: {result.problem}")
-        return 1
+        result = await services.audit.verify(session)
+        print("\n".join(result.lines()))
+        return 0 if result.ok else 1
 
     return asyncio.run(_with_services(settings, work))
 
@@ -183,12 +188,14 @@ def _recording(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{r.id}  {r.started_at:%Y-%m-%d %H:%M}  {length}  {r.client} with {r.practitioner}  {state}  "
                       f"uses: {', '.join(r.consent_scopes) or 'none'}  {erase}{held}")
             return 0
+        if args.out.exists():
+            raise CommandError(f"{args.out} already exists: give a new file name")
         row = await review.get(session, args.recording_id)
         await review.audit_access(session, Actor("cli", "cli"), row, "exported", args.reason)
         await session.commit()
         reader = await review.reader(row)
         data = await reader.read_all()
-        args.out.write_bytes(data)
+        write_private(args.out, data)  # decrypted media: 0600, for the operator only
         print(f"wrote {len(data)} bytes to {args.out} ({reader.state.completeness.value})")
         return 0
 
@@ -274,7 +281,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         {"host": args.host, "port": args.port} if args.command == "serve" else {}))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
-    settings.home.mkdir(parents=True, exist_ok=True)
+    _private_home(settings)
     if args.command == "migrate":
         upgrade(settings.resolved_database_url)
         print(f"database is up to date ({_where(settings)})")
@@ -284,7 +291,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "user":
         return _user_create(settings, args)
     if args.command == "audit":
-        return _audit_verify(settings)
+        return _audit(settings, args.audit_command)
     if args.command == "mail":
         return _mail_send_pending(settings)
     if args.command == "demo":
@@ -300,6 +307,18 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "gdpr":
         return _gdpr(settings, args)
     raise CommandError(f"unknown command {args.command}")
+
+
+def _private_home(settings: Settings) -> None:
+    """Everything Duet writes is for its own user: files 0600 and folders 0700 from creation (the umask covers
+    the SQLite database and its -wal/-shm, the spool, the outbox, recordings and exports), and a home
+    folder left readable by an older version is closed."""
+    os.umask(0o077)
+    home = private_folder(settings.home)
+    mode = home.stat().st_mode & 0o777
+    if mode & 0o077 and home.stat().st_uid == os.getuid():
+        home.chmod(0o700)
+        logging.getLogger("duet").warning("%s was readable by others (mode %o); it is now 0700", home, mode)
 
 
 def _where(settings: Settings) -> str:

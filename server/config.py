@@ -41,8 +41,14 @@ class Settings:
     # Accounts and links
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
-    login_max_failures: int = 5
+    login_max_failures: int = 5  # per account and address: a stranger cannot lock the real user out
+    login_account_max_failures: int = 50  # per account from anywhere: a spread-out guesser stops too
+    login_address_max_failures: int = 20  # per address (any email, known or not), in front of sign-in
     login_lockout_minutes: int = 15
+    totp_max_failures: int = 5  # wrong codes before a half-finished sign-in is ended
+    totp_account_max_failures: int = 10  # wrong codes per account before the second factor pauses
+    totp_lockout_minutes: int = 60
+    password_workers: int = 2  # argon2 checks run at once, off the event loop; more sign-ins wait
     early_join_minutes: int = 10
     late_grace_minutes: int = 15
     link_valid_days: int = 60
@@ -65,6 +71,9 @@ class Settings:
     overdue_grace_minutes: int = 15
     overdue_escalate_minutes: int = 30
     storage_policies: Path = Path("storage_policies")
+    # Audit (issue 14): signed checkpoints of the chain's head, kept outside the database
+    audit_anchors: Path = Path("")  # empty: <home>/audit
+    audit_checkpoint_every: int = 100  # events between checkpoints (the daily job writes one too)
     log_level: str = "INFO"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -79,6 +88,11 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
+
+    @property
+    def audit_anchor_dir(self) -> Path:
+        """Where checkpoint files go: ideally a folder the database's administrators cannot write."""
+        return self.audit_anchors if str(self.audit_anchors) not in ("", ".") else self.home / "audit"
 
     @property
     def is_https(self) -> bool:
@@ -133,7 +147,10 @@ def _validate(s: Settings) -> Settings:
         raise ConfigError("DUET_ICE_SERVERS", 'must be a JSON list like [{"urls": "stun:stun.example.org"}]')
     if not 0 <= s.evening_hour <= 23:
         raise ConfigError("DUET_EVENING_HOUR", f"{s.evening_hour} is not an hour of the day (0-23)")
-    for name in ("session_idle_minutes", "session_absolute_hours", "login_max_failures", "link_valid_days"):
+    for name in ("session_idle_minutes", "session_absolute_hours", "login_max_failures", "link_valid_days",
+                 "login_account_max_failures", "login_address_max_failures", "login_lockout_minutes",
+                 "totp_max_failures", "totp_account_max_failures", "totp_lockout_minutes", "password_workers",
+                 "audit_checkpoint_every"):
         if getattr(s, name) <= 0:
             raise ConfigError("DUET_" + name.upper(), "must be a positive number")
     for name in ("early_join_minutes", "late_grace_minutes", "overdue_grace_minutes", "overdue_escalate_minutes"):

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.accounts.logins import Logins
 from server.accounts.services import StaffService
+from server.audit import tasks as audit_tasks
 from server.audit.log import AuditLog
 from server.bookings.attendance import Attendance
 from server.bookings.evening import EveningWork
@@ -39,7 +40,7 @@ from server.gdpr import ClientErasure, SubjectAccess
 from server.invitations import tasks as invitation_tasks
 from server.invitations.reminders import Reminders
 from server.invitations.services import BookingNotifier
-from server.keys import AppKeys
+from server.keys import AppKeys, private_folder
 from server.links.services import LinkService
 from server.mail import tasks as mail_tasks
 from server.mail.failures import failure_recorder
@@ -154,8 +155,8 @@ class Services:
     def build(cls, settings: Settings, clock: Clock, keys: AppKeys, *, media_clock: Clock | None = None) -> Services:
         media_clock = media_clock or SystemClock()
         events = Events()
-        audit = AuditLog(clock)
-        logins = Logins(settings, clock, audit, keys, events)
+        audit = AuditLog(clock, keys, private_folder(settings.audit_anchor_dir), settings.audit_checkpoint_every)
+        logins = Logins(settings, clock, audit, keys, events=events)
         links = LinkService(settings, clock, audit, keys, events)
         consent = ConsentService(clock, audit, settings.organisation, settings.storage_policies, events)
         notifier = BookingNotifier(settings, clock, links, consent)
@@ -165,7 +166,7 @@ class Services:
         holds = Holds(clock, audit, erase_dates)
         store = store_from_settings(settings)
         spool_root: Path = settings.home / "spool"
-        spool_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(spool_root)
         spool = Spool(spool_root, store, media_clock, min_free_bytes=settings.spool_min_free_mb * 1024 * 1024)
         # Sealing every 2 s and upload retries follow real time, like the media they carry.
         recording = RecordingService(media_clock, audit, consent, wrapper_from_settings(settings), spool, erase_dates)
@@ -210,9 +211,10 @@ class Services:
                       on_failure=failure_recorder(sessionmaker, self.audit))
 
     def periodic(self, sessionmaker: async_sessionmaker[AsyncSession]) -> list[Periodic]:
-        """Every domain's periodic work (each declared in its ``tasks.py``): overdue-visit alerts, concern
-        escalation, the outbox sender, reminders and the daily retention run."""
-        return [*visit_tasks.periodic(self.overdue, sessionmaker),
+        """Every domain's periodic work (each declared in its ``tasks.py``): the audit chain's daily anchor and
+        check, overdue-visit alerts, concern escalation, the outbox sender, reminders, the daily retention run."""
+        return [*audit_tasks.periodic(self.audit, sessionmaker),
+                *visit_tasks.periodic(self.overdue, sessionmaker),
                 *safeguarding_tasks.periodic(self.safeguarding, sessionmaker),
                 *mail_tasks.periodic(self.sender(sessionmaker)),
                 *invitation_tasks.periodic(self.reminders, sessionmaker),

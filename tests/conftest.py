@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,9 +65,21 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
+def listen_socket() -> Iterator[socket.socket]:
+    """The live server's socket, bound before the settings are made so DUET_PUBLIC_URL names its real port
+    (the Origin check compares with the public URL, never with the Host header)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, listen_socket: socket.socket) -> Settings:
+    host, port = listen_socket.getsockname()[:2]
     return load_settings(environ={}, home=str(tmp_path / "home"), database_url=db_url,
-                         public_url="http://127.0.0.1:8080")
+                         public_url=f"http://{host}:{port}")
 
 
 @pytest.fixture
@@ -111,14 +124,16 @@ class ServedLikeProduction(TestServer):
 
 
 @pytest.fixture
-async def live_server(app: web.Application, engine: AsyncEngine) -> AsyncIterator[str]:
-    """The app on a real loopback port (for browsers and WebRTC peers); yields its base URL.
+async def live_server(app: web.Application, engine: AsyncEngine, settings: Settings,
+                      listen_socket: socket.socket) -> AsyncIterator[str]:
+    """The app on a real loopback port (for browsers and WebRTC peers), at DUET_PUBLIC_URL; yields its base URL.
 
     Closed here, before the database it writes to on shutdown is dropped.
     """
-    server = ServedLikeProduction(app, host="127.0.0.1")
+    server = ServedLikeProduction(app, host="127.0.0.1", socket_factory=lambda *_: listen_socket)
     await server.start_server(access_log_class=AccessLogger)
-    yield f"http://127.0.0.1:{server.port}"
+    assert f"http://{server.host}:{server.port}" == settings.public_url
+    yield settings.public_url
     await server.close()
 
 

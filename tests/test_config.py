@@ -38,6 +38,9 @@ def test_file_then_environment(tmp_path: Path) -> None:
     ({"DUET_SESSION_IDLE_MINUTES": "0"}, "DUET_SESSION_IDLE_MINUTES"),
     ({"DUET_EARLY_JOIN_MINUTES": "-5"}, "DUET_EARLY_JOIN_MINUTES"),
     ({"DUET_LATE_GRACE_MINUTES": "-1"}, "DUET_LATE_GRACE_MINUTES"),
+    ({"DUET_PASSWORD_WORKERS": "0"}, "DUET_PASSWORD_WORKERS"),
+    ({"DUET_TOTP_MAX_FAILURES": "0"}, "DUET_TOTP_MAX_FAILURES"),
+    ({"DUET_AUDIT_CHECKPOINT_EVERY": "0"}, "DUET_AUDIT_CHECKPOINT_EVERY"),
 ])
 def test_a_wrong_value_names_the_setting(environ: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as caught:

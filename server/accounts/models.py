@@ -68,8 +68,8 @@ class Staff(Base):
     suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     suspended_at: Mapped[datetime | None]
     suspended_reason: Mapped[str | None] = mapped_column(String(2000))
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None]
+    # The TOTP time step (unix time // 30) of the last code accepted: a code is good once (RFC 6238 5.2).
+    totp_last_step: Mapped[int | None]
     created_at: Mapped[datetime]
 
     @property
@@ -109,3 +109,17 @@ class LoginSession(Base):
     expires_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     source: Mapped[str] = mapped_column(String(100), default="")
+
+
+class LoginThrottle(Base):
+    """Attempts in one window under one limit (``server.accounts.throttle``), shared by every node.
+
+    ``key`` names the limit and whom it counts: ``pw-addr:<address>``, ``pw-acct:<hmac of email>``,
+    ``pw-acct-addr:<hmac of email and address>``, ``totp-login:<login id>``, ``totp-staff:<staff id>``.
+    Emails are stored only as keyed hashes, so the table names nobody (and unknown emails look the same).
+    """
+
+    __tablename__ = "login_throttles"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    attempts: Mapped[int]
+    window_started_at: Mapped[datetime] = mapped_column(index=True)

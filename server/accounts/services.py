@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts import totp
 from server.accounts.logins import Logins, StaffContext
 from server.accounts.models import ApprovalStatus, DbsLevel, Role, Staff
-from server.accounts.passwords import hash_password
 from server.audit.log import Actor, AuditLog
 from server.clock import Clock
 from server.errors import Conflict, InvalidInput, NotFound
@@ -61,15 +60,15 @@ class StaffService:
         email = new.email.strip().lower()
         if await self.find_by_email(session, email) is not None:
             raise Conflict(f"A member of staff with the email {email} already exists.", field="email")
+        password_hash = await self._logins.passwords.hash(new.password) if new.password else None
         staff = Staff(
             name=new.name.strip(), email=email, roles=" ".join(sorted(r.value for r in new.roles)),
-            password_hash=hash_password(new.password) if new.password else None,
+            password_hash=password_hash,
             dbs_level=new.dbs_level.value if new.dbs_level else None, dbs_checked_on=new.dbs_checked_on,
             safeguarding_training_on=new.safeguarding_training_on, hcpc_number=new.hcpc_number,
             is_therapist=new.is_therapist, home_visits_opt_in=new.home_visits_opt_in,
             base_lat=new.base_lat, base_lon=new.base_lon, phone=new.phone.strip(), vehicle=new.vehicle.strip(),
-            status=ApprovalStatus.APPROVED,
-            failed_logins=0, created_at=self._clock.now(),
+            status=ApprovalStatus.APPROVED, created_at=self._clock.now(),
         )
         session.add(staff)
         await session.flush()
@@ -93,8 +92,9 @@ class StaffService:
         return staff
 
     async def set_password(self, session: AsyncSession, actor: Actor, staff: Staff, password: str) -> None:
-        staff.password_hash = hash_password(password)
+        staff.password_hash = await self._logins.passwords.hash(password)
         await self._logins.end_all(session, staff.id)
+        await self._logins.forgive(session, staff.email)
         await self._audit.record(session, actor, "staff.password_set", Subject.staff(staff.id))
 
     async def begin_totp(self, session: AsyncSession, ctx: StaffContext) -> str:
@@ -112,8 +112,10 @@ class StaffService:
         if ctx.staff.totp_enrolled_at is not None:
             raise Conflict("An authenticator app is already enrolled for this account.")
         secret = totp.unseal(self._keys, ctx.staff.totp_secret)
-        if not totp.code_is_valid(secret, code, self._clock.now().timestamp()):
+        step = totp.matching_step(secret, code, self._clock.now().timestamp())
+        if step is None:
             raise InvalidInput("That code is not right. Enter the current 6-digit code from your app.", field="code")
+        ctx.staff.totp_last_step = step  # the enrolment code cannot be replayed to finish a sign-in
         ctx.staff.totp_enrolled_at = self._clock.now()
         ctx.login.second_factor = True
         await self._audit.record(session, ctx.actor, "staff.totp_enrolled", Subject.staff(ctx.staff.id))
@@ -124,6 +126,7 @@ class StaffService:
         secret = totp.new_secret()
         staff.totp_secret = totp.seal(self._keys, secret)
         staff.totp_enrolled_at = self._clock.now()
+        staff.totp_last_step = None
         await self._audit.record(session, actor, "staff.totp_enrolled", Subject.staff(staff.id))
         return secret
 

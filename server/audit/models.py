@@ -11,7 +11,8 @@ from server.db.base import Base, intpk
 
 
 class AuditEvent(Base):
-    """One thing that happened. ``hash`` covers every column and the previous event's hash."""
+    """One thing that happened. ``hash`` is an HMAC (``server.audit.chain``) over every column and the previous
+    event's hash."""
 
     __tablename__ = "audit_events"
 
@@ -35,3 +36,5 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int]
     last_hash: Mapped[str] = mapped_column(String(64))
+    # The first event hashed with the key; events before it are from an older, unkeyed chain.
+    keyed_from: Mapped[int | None]

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import aiosmtplib
 
 from server.errors import InvalidInput
+from server.keys import private_folder
 
 SETTING = "DUET_MAIL_URL"
 
@@ -106,7 +107,7 @@ class FolderTransport:
 
     @staticmethod
     def _write(target: Path, data: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(target.parent)  # mkstemp makes the .eml 0600; the folder is 0700
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".eml")
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -1,6 +1,8 @@
 """Deny by default: every route declares who may call it, or the app refuses to start.
 
-``public``, ``signed_in`` (a live login, second factor possibly pending), ``staff(*roles)`` and
+``public``, ``signed_in`` (a live login with its second factor done, or with none enrolled),
+``second_factor_step`` (a live login, second factor possibly still owed: only finishing or ending it),
+``staff(*roles)`` and
 ``link_holder(*purposes)`` (someone holding a link of one of those purposes, or the booking's own staff,
 for the booking in the URL) are the only rules. A consent or device-check link never opens the live
 session: only a join link does. The access middleware reads the rule off the handler; a handler without
@@ -30,6 +32,7 @@ class Rule:
     roles: frozenset[Role] = field(default_factory=frozenset)
     enrolment: bool = False  # open to safeguarding staff who have not enrolled TOTP yet
     purposes: frozenset[LinkPurpose] = frozenset()  # for "link": the link purposes that may open it
+    second_factor_pending: bool = False  # for "signed_in": open to a login that still owes its second factor
 
 
 def _mark(rule: Rule) -> Callable[[H], H]:
@@ -46,6 +49,11 @@ def public(handler: H) -> H:
 
 def signed_in(handler: H) -> H:
     return _mark(Rule("signed_in"))(handler)
+
+
+def second_factor_step(handler: H) -> H:
+    """For a login that may still owe its second factor: giving the code, or signing out of this browser."""
+    return _mark(Rule("signed_in", second_factor_pending=True))(handler)
 
 
 def staff(*roles: Role, enrolment: bool = False) -> Callable[[H], H]:

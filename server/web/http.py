@@ -1,5 +1,7 @@
 """JSON in and out of the API: request bodies checked by pydantic models, each route documented.
 
+Bodies are parsed by ``server.web.inputs.parse_json`` (limits on numbers, depth and text) before pydantic.
+
 ``@documented`` records the summary and the body/response models on the handler; ``server.web.openapi``
 builds /api/v1/openapi.json from the registered routes, so the document cannot drift from them.
 """
@@ -18,7 +20,9 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from server.errors import InvalidInput, NotFound
+from server.errors import InvalidInput
+from server.web import inputs
+from server.web.inputs import parse_json
 
 M = TypeVar("M", bound=BaseModel)
 H = TypeVar("H", bound=Callable[..., Any])
@@ -106,18 +110,17 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise InvalidInput(f"The request body is larger than {MAX_BODY // 1024} KiB.")
-    try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = f" at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInput(f"The request body is not valid JSON{position}.") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object.")
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         field, detail = validation_detail(exc)
         raise InvalidInput(detail, field=field) from None
+    inputs.check_text(data)
+    inputs.check_dates(body.model_dump())
+    return body
 
 
 def validation_detail(exc: ValidationError) -> tuple[str, str]:
@@ -127,10 +130,8 @@ def validation_detail(exc: ValidationError) -> tuple[str, str]:
 
 
 def path_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 12:
-        raise NotFound(f"{raw!r} is not a valid {name.replace('_', ' ')}.")
-    return int(raw)
+    """The numeric id ``name`` from the path (``server.web.inputs``: ASCII digits, within 64 bits)."""
+    return inputs.path_id(request.match_info, name)
 
 
 def query_date(request: web.Request, name: str, default: date) -> date:
@@ -138,9 +139,11 @@ def query_date(request: web.Request, name: str, default: date) -> date:
     if raw is None:
         return default
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a date like 2026-11-23.", field=name) from None
+    inputs.check_date(value, name)
+    return value
 
 
 def ok(model: BaseModel | list[Any] | dict[str, Any], status: int = 200) -> web.Response:

@@ -13,8 +13,10 @@ from server.accounts.logins import require_staff
 from server.accounts.models import Role
 from server.bookings.models import Booking
 from server.errors import DuetError, Forbidden, NotFound, Unauthenticated
+from server.keys import constant_time_equal
 from server.links.models import LinkPurpose
 from server.web.access import Handler, route_rule
+from server.web.inputs import check_ids, path_id
 from server.web.keys import (
     CSRF_HEADER,
     DB,
@@ -39,7 +41,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def problem_response(error: DuetError) -> web.Response:
     response = web.json_response(error.problem(), status=error.status, content_type="application/problem+json")
-    if error.status == 429 and "retry_after" in error.extra:
+    if error.status in (429, 503) and "retry_after" in error.extra:
         response.headers["Retry-After"] = str(error.extra["retry_after"])
     return response
 
@@ -57,9 +59,15 @@ PURPOSE_WORDS = {LinkPurpose.JOIN: "session", LinkPurpose.CONSENT: "consent form
 _TOKEN_IN_PATH = re.compile(r"^/l/[^/?]+")
 
 
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufffd]|%")
+
+
 def loggable_path(path: str) -> str:
-    """The path with any link token cut out: a token in a log is a key left on the table."""
-    return _TOKEN_IN_PATH.sub("/l/<token>", path)
+    """The path with any link token cut out (a token in a log is a key left on the table), and every byte that
+    could end or fake a log line (CR, LF, other controls, spaces, line separators) percent-encoded."""
+    cut = _TOKEN_IN_PATH.sub("/l/<token>", path)
+    return _UNPRINTABLE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogateescape")),
+                            cut)
 
 
 @web.middleware
@@ -132,13 +140,16 @@ async def database(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 def same_origin(request: web.Request, *, required: bool = False) -> bool:
-    """The request comes from this site's pages (browsers always send Origin on WebSockets and POSTs)."""
+    """The request comes from this site's pages (browsers always send Origin on WebSockets and POSTs).
+
+    Compared with DUET_PUBLIC_URL only: the Host header is the client's to choose (DNS rebinding), so
+    "Origin matches Host" says nothing about who made the page.
+    """
     origin = request.headers.get("Origin")
     if origin is None:
         return not required  # a non-browser client; cookies are SameSite and CSRF tokens still apply
-    allowed = {urlsplit(request.app[SERVICES].settings.public_url)._replace(path="").geturl(),
-               f"{request.scheme}://{request.host}"}
-    return origin in allowed
+    public = urlsplit(request.app[SERVICES].settings.public_url)
+    return origin == f"{public.scheme}://{public.netloc}".lower()
 
 
 @web.middleware
@@ -148,6 +159,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     rule = route_rule(route)
     if route.resource is None:  # 404/405 from the router: let the error middleware answer
         return await handler(request)
+    check_ids(request.match_info, request.query)  # every ..._id is a well-formed id before a handler reads it
     if rule is None:
         raise Forbidden("This address has no access rule and is closed.")
     if request.method not in SAFE_METHODS and not same_origin(request):
@@ -158,14 +170,14 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     session = request[DB]
     ctx = await services.logins.resolve(session, request.cookies.get(SESSION_COOKIE))
     if rule.kind == "link":
-        booking_id = _int_param(request, "booking_id")
+        booking_id = path_id(request.match_info, "booking_id")
         holder = await services.links.from_cookie(session, request.cookies.get(LINK_COOKIE), booking_id)
         if holder is not None and LinkPurpose(holder.link.purpose) not in rule.purposes and ctx is None:
             raise Forbidden(f"This link is for the {PURPOSE_WORDS[LinkPurpose(holder.link.purpose)]}. To join the "
                             "session, open the join link in your email.")
         if holder is not None and LinkPurpose(holder.link.purpose) in rule.purposes:
-            if request.method not in SAFE_METHODS and not secrets.compare_digest(
-                request.headers.get(CSRF_HEADER, ""), services.links.csrf_token(holder)
+            if request.method not in SAFE_METHODS and not constant_time_equal(
+                services.links.csrf_token(holder), request.headers.get(CSRF_HEADER, "")
             ):
                 raise Forbidden("The page is out of date. Reload it and try again.")
             request[HOLDER] = holder
@@ -181,18 +193,14 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     elif rule.kind == "signed_in":
         if ctx is None:
             raise Unauthenticated("Sign in to continue.")
+        if not rule.second_factor_pending and ctx.staff.totp_enrolled_at is not None and not ctx.login.second_factor:
+            raise Unauthenticated("Enter the code from your authenticator app to finish signing in.",
+                                  next="second_factor")
         request[STAFF] = ctx
     else:
         request[STAFF] = require_staff(ctx, rule.roles, enrolment=rule.enrolment)
-    if request.method not in SAFE_METHODS and not secrets.compare_digest(
-        request.headers.get(CSRF_HEADER, ""), request[STAFF].login.csrf_token
+    if request.method not in SAFE_METHODS and not constant_time_equal(
+        request[STAFF].login.csrf_token, request.headers.get(CSRF_HEADER, "")
     ):
         raise Forbidden("The page is out of date. Reload it and try again.")
     return await handler(request)
-
-
-def _int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info.get(name, "")
-    if not raw.isdigit() or len(raw) > 12:
-        raise NotFound(f"There is no such {name.replace('_id', '')}.")
-    return int(raw)

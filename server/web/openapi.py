@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from server.web.access import public, route_rule
 from server.web.http import DOC_ATTR, Doc
@@ -19,17 +20,22 @@ PROBLEM = {
 }
 
 
-def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, sub in schema.pop("$defs", {}).items():
-        components[name] = sub
-    components[model.__name__] = schema
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+def _schemas(docs: list[Doc]) -> tuple[dict[type[BaseModel], dict[str, str]], dict[str, Any]]:
+    """Every body and response model's schema in one pass, so that two models with one name (ReasonBody in
+    three modules) get distinct component names instead of the last one overwriting the others."""
+    models = sorted({m for d in docs for m in (d.body, d.response) if m is not None},
+                    key=lambda m: (m.__module__, m.__qualname__))
+    refs, document = models_json_schema([(m, "validation") for m in models],
+                                        ref_template="#/components/schemas/{model}")
+    by_model = {m: ref for (m, _), ref in refs.items() if isinstance(m, type) and issubclass(m, BaseModel)}
+    return by_model, document.get("$defs", {})
 
 
 def build(app: web.Application) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    components: dict[str, Any] = {"Problem": PROBLEM}
+    docs = [d for r in app.router.routes() if (d := getattr(r.handler, DOC_ATTR, None)) is not None]
+    refs, schemas = _schemas(docs)
+    components: dict[str, Any] = {"Problem": PROBLEM} | schemas
     for route in app.router.routes():
         resource = route.resource
         if resource is None or not resource.canonical.startswith("/api/v1/") or route.method == "HEAD":
@@ -55,9 +61,9 @@ def build(app: web.Application) -> dict[str, Any]:
             op["parameters"] = params
         if doc.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": _schema(doc.body, components)}}}
+                "schema": refs[doc.body]}}}
         if doc.response is not None:
-            ref = _schema(doc.response, components)
+            ref = refs[doc.response]
             schema = {"type": "array", "items": ref} if doc.many else ref
             op["responses"]["2XX"] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
         else:

@@ -44,8 +44,7 @@ async def _join(people: People, services: Services, sessionmaker: async_sessionm
     browser = await people.new_client()
     token = await issue_link(services, sessionmaker, booking_id, subject)
     assert (await browser.get(f"/l/{token}", allow_redirects=False)).status == 303
-    ws = await browser.ws_connect(f"/s/{booking_id}/ws",
-                                  headers={"Origin": f"http://{browser.host}:{browser.port}"})
+    ws = await browser.ws_connect(f"/s/{booking_id}/ws", headers={"Origin": services.settings.public_url})
     first: dict[str, Any] = {}
     while (msg := await ws.receive(timeout=10)).type == WSMsgType.TEXT:
         data = msg.json()

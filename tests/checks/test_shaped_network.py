@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,17 +46,26 @@ def slow_link(request: pytest.FixtureRequest) -> Iterator[ShapedLink]:
         pytest.skip(f"no shaped link here ({exc}); CI runs this as root")
 
 
+@pytest.fixture
+def listen_socket(slow_link: ShapedLink) -> Iterator[socket.socket]:
+    """The server's socket on the shaped link's address, so DUET_PUBLIC_URL (the Origin pages send) names it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((slow_link.host_ip, 0))
+    yield sock
+    sock.close()
+
+
 @pytest.mark.parametrize(("slow_link", "verdict", "reason"), [
     (250, "audio only", "Upload was 0."),  # enough for speech, not for video
     (64, "not ready", "The connection carried only"),  # not even for speech
 ], indirect=["slow_link"])
 async def test_a_slow_link_gives_the_verdict_and_the_reason(
         slow_link: ShapedLink, verdict: str, reason: str, app: web.Application, engine: AsyncEngine, org: Org,
-        services: Services, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    server = ServedLikeProduction(app, host=slow_link.host_ip)
+        services: Services, sessionmaker: async_sessionmaker[AsyncSession], listen_socket: socket.socket) -> None:
+    server = ServedLikeProduction(app, host=slow_link.host_ip, socket_factory=lambda *_: listen_socket)
     await server.start_server(access_log_class=AccessLogger)
     try:
-        base = f"http://{slow_link.host_ip}:{server.port}"
+        base = services.settings.public_url
         token = await issue_link(services, sessionmaker, org.booking_id, f"guardian:{org.guardian_id}",
                                  LinkPurpose.CHECK)
         client = await asyncio.create_subprocess_exec(

@@ -94,6 +94,42 @@ def test_audit_verify_names_a_changed_event(env: dict[str, str], backend: str) -
     assert broken.returncode == 1 and "event 3 was changed" in broken.stdout
 
 
+def _sql(env: dict[str, str], backend: str, *statements: str) -> None:
+    url = env["DUET_DATABASE_URL"]
+    if backend == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(url.split("///", 1)[1])
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+    else:
+        for statement in statements:
+            subprocess.run(["psql", url.replace("postgresql+asyncpg", "postgresql"), "-qc", statement], check=True)
+
+
+@pytest.mark.parametrize("rewrite", ["cut tail", "wipe"])
+def test_audit_verify_catches_a_cut_tail_and_a_wiped_log_by_their_checkpoint(
+    env: dict[str, str], backend: str, rewrite: str
+) -> None:
+    """A valid chain can be shortened or emptied in the database alone; the checkpoint outside it remembers."""
+    duet("demo", env=env)
+    checkpoint = duet("audit", "checkpoint", env=env)
+    assert checkpoint.returncode == 0 and "checkpoint-" in checkpoint.stdout, checkpoint.stderr
+    assert "checked against 1 checkpoint" in duet("audit", "verify", env=env).stdout
+    if rewrite == "cut tail":
+        _sql(env, backend, "DELETE FROM audit_events WHERE seq > (SELECT seq - 2 FROM audit_head)",
+             "UPDATE audit_head SET seq = seq - 2, last_hash = (SELECT hash FROM audit_events "
+             "WHERE seq = (SELECT max(seq) FROM audit_events))")
+    else:
+        _sql(env, backend, "DELETE FROM audit_events", "DELETE FROM audit_head")
+    broken = duet("audit", "verify", env=env)
+    assert broken.returncode == 1, broken.stdout
+    assert broken.stdout.startswith("audit log BROKEN at event ")
+    assert ("removed" if rewrite == "cut tail" else "wiped") in broken.stdout
+
+
 @pytest.mark.parametrize(("variable", "value"), [("DUET_PORT", "http"), ("DUET_DATABASE_URL", "mysql://x/y"),
                                                   ("DUET_WHATEVER", "1")])
 def test_a_wrong_setting_stops_with_one_line(env: dict[str, str], variable: str, value: str) -> None:

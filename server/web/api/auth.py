@@ -9,7 +9,7 @@ from pydantic import Field
 from server.accounts.logins import LoginResult, StaffContext
 from server.accounts.models import Role
 from server.subjects import Subject
-from server.web.access import public, signed_in, staff
+from server.web.access import public, second_factor_step, signed_in, staff
 from server.web.api.staff import StaffOut
 from server.web.http import Body, Out, documented, ok, read_body
 from server.web.keys import DB, SERVICES, SESSION_COOKIE, STAFF
@@ -66,7 +66,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/second-factor")
-@signed_in
+@second_factor_step
 @documented("Give the current TOTP code to finish signing in", body=CodeBody, response=MeOut)
 async def second_factor(request: web.Request) -> web.Response:
     body = await read_body(request, CodeBody)
@@ -101,7 +101,7 @@ async def confirm_totp(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/logout")
-@signed_in
+@second_factor_step
 @documented("Sign out of this browser")
 async def logout(request: web.Request) -> web.Response:
     await request.app[SERVICES].logins.logout(request[DB], request[STAFF])
