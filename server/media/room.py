@@ -1,7 +1,10 @@
 """Rooms and the router that owns them: the relay's public API.
 
-``media`` knows nothing of bookings or roles (DESIGN.md layering): the
-signalling layer decides who may join, publish or observe and calls this API.
+``media`` knows nothing of bookings or roles: the signalling layer decides who
+may join, publish or observe and calls this API. A room left empty for
+``empty_room_seconds`` is let go by its router (its memory with it); a later
+``join`` on the same ``Room`` object takes it back, so a session reopens in its
+window without the layer above noticing.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 
-from server.clock import Clock, SystemClock
+from server.clock import Clock, SystemClock, Timer
 from server.errors import Conflict, InvalidInput
 from server.media import hook
+from server.media.engine import TICK, MediaClock, MediaEngine
 from server.media.errors import ParticipantNotFound, RoomClosed
 from server.media.events import MediaEvent, PublishingChanged, RoomClosedEvent
-from server.media.forwarding import FrameTap, TrackSource
+from server.media.forwarding import FrameTap
 from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind
 from server.media.participant import Participant
+from server.media.streams import Source
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +61,12 @@ class Room:
         self.id = room_id
         self.audio_only = audio_only
         self.music_mode = music_mode
-        self.estimate_upstream = router.estimate_upstream
         self.participants: dict[str, Participant] = {}
         self.closed = False
         self._router = router
         self._taps: list[FrameTap] = []
+        self._empty_timer: Timer | None = None
+        self.released = False
 
     # -- membership ------------------------------------------------------------
 
@@ -76,6 +82,7 @@ class Room:
             raise RoomClosed("This session has ended.")
         if participant_id in self.participants:
             raise Conflict(f"{participant_id} is already in this session; use rejoin.", field="participant")
+        self._occupied()
         participant = Participant(
             self,
             participant_id,
@@ -83,6 +90,7 @@ class Room:
             loopback=loopback,
             configuration=self._router._configuration(),
             clock=self._router.clock,
+            engine=self._router.engine,
             counters=self._router.counters,
             connect_timeout=self._router.connect_timeout,
             answer_timeout=self._router.answer_timeout,
@@ -105,6 +113,24 @@ class Room:
             self._source_removed(source)
         await participant.close(reason)
         log.info("room %s: %s left (%s)", self.id, participant_id, reason)
+        if not self.participants and not self.closed:
+            self._empty_timer = self._router.clock.call_later(self._router.empty_room_seconds, self._release)
+
+    def _occupied(self) -> None:
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+            self._empty_timer = None
+        if self.released:
+            self.released = False
+            self._router._adopt(self)
+
+    def _release(self) -> None:
+        """Empty for a while: the router lets the room go (a later join takes it back)."""
+        self._empty_timer = None
+        if not self.participants and not self.closed and not self._taps:
+            self.released = True
+            self._router._forget(self)
+            log.info("room %s: empty, released", self.id)
 
     async def remove(self, participant_id: str) -> None:
         """Remove a participant on a practitioner's or safeguarding lead's decision."""
@@ -139,6 +165,9 @@ class Room:
             await self.leave(participant_id, reason=reason)
         for tap in list(self._taps):
             tap.close()
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+            self._empty_timer = None
         self._router._forget(self)
 
     # -- taps ---------------------------------------------------------------------
@@ -149,13 +178,31 @@ class Room:
         ``async for frame in tap`` until ``tap.close()``; keyframes are asked for so
         each video track starts decodable.
         """
-        tap = FrameTap(maxlen, participant_ids, self._taps.remove)
+        tap = FrameTap(maxlen, participant_ids, self._tap_closed)
         self._taps.append(tap)
         for participant in self.participants.values():
             for source in participant.sources.values():
                 if tap.wants(source.participant_id):
+                    self._record(source)
                     source.request_keyframe()
         return tap
+
+    def _record(self, source: Source) -> None:
+        """Assemble frames from this source's packets only while some tap wants them."""
+        wanted = any(tap.wants(source.participant_id) for tap in self._taps)
+        source.deliver = self._deliver if wanted else None
+        source.set_recording(wanted)
+
+    def _deliver(self, source: Source, frame: EncodedFrame) -> None:
+        for tap in self._taps:
+            if tap.wants(frame.participant_id):
+                tap.push(source, frame)
+
+    def _tap_closed(self, tap: FrameTap) -> None:
+        self._taps.remove(tap)
+        for participant in self.participants.values():
+            for source in participant.sources.values():
+                self._record(source)
 
     def chat(self, participant_id: str, cue: str) -> None:
         """A chat line sent in this session (a WebVTT cue payload, see ``voice_cue``), for the recorders
@@ -165,27 +212,25 @@ class Room:
         for tap in self._taps:
             tap.push_text(frame)
 
-    def _taps_list(self) -> list[FrameTap]:
-        return self._taps
+    # -- routing (RoomLink: called by participants) ----------------------------------
 
-    # -- routing (called by participants) -----------------------------------------
-
-    def _sources_for(self, subscriber: Participant) -> list[TrackSource]:
-        found: list[TrackSource] = []
+    def sources_for(self, subscriber: Participant) -> list[Source]:
+        found: list[Source] = []
         for participant in self.participants.values():
             if participant is subscriber and not subscriber.loopback:
                 continue
             found.extend(participant.sources.values())
         return found
 
-    def _source_added(self, source: TrackSource) -> None:
+    def source_added(self, source: Source) -> None:
+        self._record(source)
         for participant in self.participants.values():
             if participant.id != source.participant_id or participant.loopback:
                 if participant.id == source.participant_id or participant._initial_done:
                     participant.subscribe(source)
         self.broadcast(PublishingChanged(source.participant_id, source.kind, publishing=True, muted=False))
 
-    def _source_removed(self, source: TrackSource) -> None:
+    def _source_removed(self, source: Source) -> None:
         source.end()
         for participant in self.participants.values():
             participant.source_gone(source)
@@ -216,9 +261,11 @@ class MediaRouter:
         connect_timeout: a participant not connected this long after joining is removed.
         answer_timeout: a participant that does not answer a server offer this long is removed.
         on_event: optional ``(room_id, event)`` callback for every room-wide event.
-        estimate_upstream: run aiortc's receive-side bandwidth estimator on each publisher
-            (REMB = min(own estimate, subscribers' REMB)); False saves its CPU and the
-            publisher hears only its subscribers' REMB.
+        media_clock: the forwarding loop's time (real time even when ``clock`` is a fake).
+        tick: seconds between forwarding batches.
+        empty_room_seconds: an empty room is let go this long after the last leave.
+        estimate_upstream: accepted for compatibility and ignored: the packet path sends each
+            publisher the lowest of its subscribers' REMB (aiortc's estimator is not run).
     """
 
     def __init__(
@@ -229,15 +276,19 @@ class MediaRouter:
         connect_timeout: float = 30.0,
         answer_timeout: float = 15.0,
         on_event: Callable[[str, MediaEvent], None] | None = None,
+        media_clock: MediaClock | None = None,
+        tick: float = TICK,
+        empty_room_seconds: float = 60.0,
         estimate_upstream: bool = False,
     ) -> None:
-        self.estimate_upstream = estimate_upstream
         self.ice_servers = [_ice_server(s) for s in ice_servers]
         self.clock: Clock = clock or SystemClock()
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
         self.on_event = on_event
+        self.empty_room_seconds = empty_room_seconds
         self.counters = hook.install()
+        self.engine = MediaEngine(media_clock or SystemClock(), interval=tick)
         self.rooms: dict[str, Room] = {}
 
     def _configuration(self) -> RTCConfiguration:
@@ -258,9 +309,13 @@ class MediaRouter:
         if self.rooms.get(room.id) is room:
             del self.rooms[room.id]
 
+    def _adopt(self, room: Room) -> None:
+        self.rooms.setdefault(room.id, room)
+
     async def close(self) -> None:
         for room in list(self.rooms.values()):
             await room.close(reason="server shutting down")
+        await self.engine.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for tests, benchmarks and the ops page; decoders/encoders must stay 0."""
@@ -275,6 +330,9 @@ class MediaRouter:
             "rooms": len(self.rooms),
             "participants": sum(len(r.participants) for r in self.rooms.values()),
             "frames_forwarded": sum(t["frames_forwarded"] for t in tracks.values()),
+            "packets_forwarded": sum(t["packets_forwarded"] for t in tracks.values()),
+            "packets_out": self.engine.packets_out,
+            "engine": self.engine.stats(),
             "tracks": tracks,
             "room_detail": {room_id: room.stats() for room_id, room in self.rooms.items()},
         }
