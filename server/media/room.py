@@ -20,7 +20,7 @@ from server.clock import Clock, SystemClock, Timer
 from server.errors import Conflict, InvalidInput
 from server.media import hook
 from server.media.engine import TICK, MediaClock, MediaEngine
-from server.media.errors import ParticipantNotFound, RoomClosed
+from server.media.errors import MediaFull, ParticipantNotFound, RoomClosed
 from server.media.events import MediaEvent, PublishingChanged, RoomClosedEvent
 from server.media.forwarding import FrameTap
 from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind
@@ -82,6 +82,7 @@ class Room:
             raise RoomClosed("This session has ended.")
         if participant_id in self.participants:
             raise Conflict(f"{participant_id} is already in this session; use rejoin.", field="participant")
+        self._router.admit()
         self._occupied()
         participant = Participant(
             self,
@@ -264,6 +265,8 @@ class MediaRouter:
         media_clock: the forwarding loop's time (real time even when ``clock`` is a fake).
         tick: seconds between forwarding batches.
         empty_room_seconds: an empty room is let go this long after the last leave.
+        max_participants: admission control: past this many participants, ``join`` raises ``MediaFull``
+            (None: no limit). Set it below what ``make bench`` shows one core sustains.
         estimate_upstream: accepted for compatibility and ignored: the packet path sends each
             publisher the lowest of its subscribers' REMB (aiortc's estimator is not run).
     """
@@ -279,6 +282,7 @@ class MediaRouter:
         media_clock: MediaClock | None = None,
         tick: float = TICK,
         empty_room_seconds: float = 60.0,
+        max_participants: int | None = None,
         estimate_upstream: bool = False,
     ) -> None:
         self.ice_servers = [_ice_server(s) for s in ice_servers]
@@ -287,6 +291,7 @@ class MediaRouter:
         self.answer_timeout = answer_timeout
         self.on_event = on_event
         self.empty_room_seconds = empty_room_seconds
+        self.max_participants = max_participants
         self.counters = hook.install()
         self.engine = MediaEngine(media_clock or SystemClock(), interval=tick)
         self.rooms: dict[str, Room] = {}
@@ -304,6 +309,15 @@ class MediaRouter:
             return existing
         room = self.rooms[room_id] = Room(self, room_id, audio_only=audio_only, music_mode=music_mode)
         return room
+
+    @property
+    def participant_count(self) -> int:
+        return sum(len(r.participants) for r in self.rooms.values())
+
+    def admit(self) -> None:
+        """Refuse a join past capacity, with a message a person can act on."""
+        if self.max_participants is not None and self.participant_count >= self.max_participants:
+            raise MediaFull("The media server is at capacity right now; please try again in a minute.")
 
     def _forget(self, room: Room) -> None:
         if self.rooms.get(room.id) is room:

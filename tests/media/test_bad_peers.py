@@ -24,8 +24,8 @@ from server.media import (
     ParticipantLeft,
     ParticipantNotFound,
     RoomClosed,
+    hook,
 )
-from server.media import hook
 
 pytestmark = pytest.mark.asyncio
 
