@@ -103,11 +103,13 @@ async def serve(port: int, record: bool, workers: int, capacity: int | None) -> 
 
     async def stats(request: web.Request) -> web.Response:
         s = router.stats()
-        if request.query.get("gc"):
-            gc.collect()
-        from aiortc import RTCPeerConnection
+        live = None
+        if request.query.get("gc"):  # costly: only for the churn check, never inside a measuring window
+            from aiortc import RTCPeerConnection
 
-        live = sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection) and o.connectionState != "closed")
+            gc.collect()
+            live = sum(1 for o in gc.get_objects()
+                       if isinstance(o, RTCPeerConnection) and o.connectionState != "closed")
         return web.json_response({
             "packets_out": packets_out(), "decoders": s.get("decoders_created"), "encoders": s.get("encoders_created"),
             "rooms": s.get("rooms"), "participants": s.get("participants"), "tasks": len(asyncio.all_tasks()),

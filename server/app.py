@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -20,6 +21,7 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.keys import AppKeys
 from server.mail.running import sender_context
 from server.media import MediaRouter
+from server.media.pool import WorkerPool
 from server.recording.live import LiveRecording
 from server.recording.review import ReviewService
 from server.recording.service import RecordingService
@@ -95,7 +97,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
 
     async def open_media(app: web.Application) -> AsyncIterator[None]:
         # Media timing (connect deadlines, keyframe rate limits) follows real time even under a FakeClock.
-        app[MEDIA] = MediaRouter(settings.ice_server_list(), clock=SystemClock())
+        if settings.media_workers:  # rooms in worker processes, one per core by default
+            pool = WorkerPool(settings.media_workers, settings.ice_server_list(), clock=SystemClock())
+            await pool.start()
+            app[MEDIA] = cast(MediaRouter, pool)  # the MediaRouter API, proxied (tests/media/test_workers.py)
+        else:
+            app[MEDIA] = MediaRouter(settings.ice_server_list(), clock=SystemClock(), media_clock=SystemClock())
         app[HUB] = SessionHub(app[MEDIA], app[SERVICES], app[SESSIONMAKER])
         yield
         await app[HUB].close()

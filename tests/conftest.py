@@ -66,7 +66,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     return load_settings(environ={}, home=str(tmp_path / "home"), database_url=db_url,
-                         public_url="http://127.0.0.1:8080")
+                         public_url="http://127.0.0.1:8080", media_workers=0)  # media in process (tests/media: workers)
 
 
 @pytest.fixture

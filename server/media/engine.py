@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import select
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from server.media.frames import PacketUnit
@@ -67,6 +68,7 @@ class MediaEngine:
         self._deferred: list[tuple[Source, PacketUnit]] = []
         self._pending: set[Drained] = set()
         self._next_report = 0.0
+        self.after_tick: list[Callable[[], None]] = []  # e.g. a media worker flushing what it queued
         self._task: asyncio.Task[None] | None = None
         self.closed = False
         self.ticks = 0
@@ -145,6 +147,8 @@ class MediaEngine:
             self._next_report = now + REPORT_INTERVAL
             for conn in list(self._by_fd.values()):
                 conn.report(now)
+        for flush in self.after_tick:
+            flush()
 
     # -- what sources ask of the loop (streams.Context) ---------------------------------------------------
 

@@ -24,6 +24,8 @@ def uint16_gt(a: int, b: int) -> bool:
 
 def uint16_add(a: int, b: int) -> int:
     return (a + b) & 0xFFFF
+
+
 FrameKind = Literal["audio", "video", "text"]  # "text": a chat line the recorder keeps as a subtitle cue
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
@@ -241,3 +243,43 @@ class VideoAssembler:
 
 def make_assembler(kind: str, emit: Emit, now: Callable[[], float]) -> VideoAssembler | AudioAssembler:
     return VideoAssembler(emit, now) if kind == "video" else AudioAssembler(emit)
+
+
+class TrackFrames:
+    """One track's packets -> ``EncodedFrame``s for recording: assembled, timestamps unwrapped and rebased.
+
+    Used where the recorder reads: in the relay's process after each batch (no media workers), or in the
+    web process from the packets a media worker sends it, so the worker never assembles.
+    """
+
+    def __init__(self, participant_id: str, kind: Kind, codec: str, now: Callable[[], float],
+                 emit: Callable[[EncodedFrame], None]) -> None:
+        self.participant_id, self.kind, self.codec = participant_id, kind, codec
+        self._now = now
+        self._emit = emit
+        self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
+        self._assembler = make_assembler(kind, self._frame, now)
+        self._first_ts: int | None = None
+        self._last = 0
+        self._cycles = 0
+
+    def add(self, unit: PacketUnit) -> bool:
+        """Take one packet; True when a keyframe should be asked for (a gap NACK did not repair)."""
+        return self._assembler.add(unit)
+
+    def _unwrap(self, ts: int) -> int:
+        if self._first_ts is None:
+            self._first_ts = self._last = ts
+            return 0
+        diff = (ts - self._last) & 0xFFFFFFFF
+        if diff < 0x80000000:
+            if ts < self._last:
+                self._cycles += 1 << 32
+            self._last = ts
+            return self._cycles + ts - self._first_ts
+        base = self._cycles - (1 << 32) if ts > self._last else self._cycles
+        return base + ts - self._first_ts
+
+    def _frame(self, data: bytes, rtp_ts: int, keyframe: bool, ssrc: int) -> None:
+        self._emit(EncodedFrame(self.participant_id, self.kind, self.codec, data, self._unwrap(rtp_ts),
+                                self._time_base, keyframe, arrival=self._now()))

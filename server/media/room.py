@@ -23,7 +23,7 @@ from server.media.engine import TICK, MediaClock, MediaEngine
 from server.media.errors import MediaFull, ParticipantNotFound, RoomClosed
 from server.media.events import MediaEvent, PublishingChanged, RoomClosedEvent
 from server.media.forwarding import FrameTap
-from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind
+from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind, PacketUnit, TrackFrames
 from server.media.participant import Participant
 from server.media.streams import Source
 
@@ -66,6 +66,7 @@ class Room:
         self._router = router
         self._taps: list[FrameTap] = []
         self._empty_timer: Timer | None = None
+        self._assembling: dict[Source, TrackFrames] = {}
         self.released = False
 
     # -- membership ------------------------------------------------------------
@@ -189,15 +190,27 @@ class Room:
         return tap
 
     def _record(self, source: Source) -> None:
-        """Assemble frames from this source's packets only while some tap wants them."""
+        """Assemble frames from this source's packets only while some tap wants them (after each batch)."""
         wanted = any(tap.wants(source.participant_id) for tap in self._taps)
-        source.deliver = self._deliver if wanted else None
-        source.set_recording(wanted)
+        if not wanted:
+            self._assembling.pop(source, None)
+            source.set_recorder(None)
+        elif source not in self._assembling:
+            engine = self._router.engine
 
-    def _deliver(self, source: Source, frame: EncodedFrame) -> None:
-        for tap in self._taps:
-            if tap.wants(frame.participant_id):
-                tap.push(source, frame)
+            def emit(frame: EncodedFrame) -> None:
+                for tap in self._taps:
+                    if tap.wants(frame.participant_id):
+                        tap.push(source, frame)
+
+            self._assembling[source] = TrackFrames(source.participant_id, source.kind, source.codec,
+                                                   lambda: engine.now, emit)
+            source.set_recorder(self._assemble)
+
+    def _assemble(self, source: Source, unit: PacketUnit) -> None:
+        frames = self._assembling.get(source)
+        if frames is not None and frames.add(unit):
+            source.request_keyframe()
 
     def _tap_closed(self, tap: FrameTap) -> None:
         self._taps.remove(tap)
@@ -232,6 +245,7 @@ class Room:
         self.broadcast(PublishingChanged(source.participant_id, source.kind, publishing=True, muted=False))
 
     def _source_removed(self, source: Source) -> None:
+        self._assembling.pop(source, None)
         source.end()
         for participant in self.participants.values():
             participant.source_gone(source)

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from server.media.frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, Kind, PacketUnit, make_assembler
+from server.media.frames import Kind, PacketUnit
 from server.media.rtp import (
     HEADER,
     NO_VP8,
@@ -32,7 +32,6 @@ from server.media.rtp import (
     build_rr,
     build_sr,
     vp8_info,
-    write_picture_id,
 )
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ class Source:
         self.muted = False
         self.ended = False
         self.recording = False
-        self.deliver: Callable[[Source, EncodedFrame], None] | None = None
+        self.recorder: Callable[[Source, PacketUnit], None] | None = None
         self._mask = HISTORY[kind] - 1
         self._history: list[Stored | None] = [None] * HISTORY[kind]
         self._missing: dict[int, list[float]] = {}  # seq -> [next NACK at, tries]
@@ -125,11 +124,6 @@ class Source:
         self._sr: tuple[int, int, float] | None = None  # (ntp, rtp, arrival) of the last sender report
         self._sent_remb: int | None = None
         self._remb_at = -1e9
-        self._assembler: Any = None
-        self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
-        self._first_ts: int | None = None
-        self._unwrap_last = 0
-        self._unwrap_cycles = 0
         self.packets_in = 0
         self.frames_in = 0
         self.keyframes_in = 0
@@ -296,36 +290,14 @@ class Source:
 
     # -- recording (off the forwarding path) ----------------------------------------------------------
 
-    def set_recording(self, on: bool) -> None:
-        if on and self._assembler is None:
-            self._assembler = make_assembler(self.kind, self._on_frame, lambda: self.ctx.now)
-        self.recording = on
-        if not on:
-            self._assembler = None
+    def set_recorder(self, recorder: Callable[[Source, PacketUnit], None] | None) -> None:
+        """Hand this source's packets to ``recorder`` after each batch (None: not recorded, no cost)."""
+        self.recorder = recorder
+        self.recording = recorder is not None
 
     def assemble(self, unit: PacketUnit) -> None:
-        if self._assembler is not None and self._assembler.add(unit):
-            self.request_keyframe()
-
-    def _unwrap(self, ts: int) -> int:
-        if self._first_ts is None:
-            self._first_ts = self._unwrap_last = ts
-            return 0
-        diff = (ts - self._unwrap_last) & 0xFFFFFFFF
-        if diff < 0x80000000:
-            if ts < self._unwrap_last:
-                self._unwrap_cycles += 1 << 32
-            self._unwrap_last = ts
-            return self._unwrap_cycles + ts - self._first_ts
-        base = self._unwrap_cycles - (1 << 32) if ts > self._unwrap_last else self._unwrap_cycles
-        return base + ts - self._first_ts
-
-    def _on_frame(self, data: bytes, rtp_ts: int, keyframe: bool, ssrc: int) -> None:
-        if self.deliver is None or self.muted or self.ended:
-            return
-        frame = EncodedFrame(self.participant_id, self.kind, self.codec, data, self._unwrap(rtp_ts),
-                             self._time_base, keyframe, arrival=self.ctx.now)
-        self.deliver(self, frame)
+        if self.recorder is not None and not self.muted and not self.ended:
+            self.recorder(self, unit)
 
     # -- life -----------------------------------------------------------------------------------------
 
@@ -337,8 +309,7 @@ class Source:
         for leg in list(self.legs):
             leg.detach()
         self.upstream = None
-        self.deliver = None
-        self._assembler = None
+        self.set_recorder(None)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -541,8 +512,14 @@ class Leg:
             pos += 2
         if plen:
             tx[pos : pos + plen] = payload
-            if vp8.pid_bits:
-                write_picture_id(tx, pos + vp8.pid_offset, vp8.pid_bits, vp8.picture_id + seg.pid_off)
+            bits = vp8.pid_bits
+            if bits == 15:
+                pid = (vp8.picture_id + seg.pid_off) & 0x7FFF
+                at = pos + vp8.pid_offset
+                tx[at] = 0x80 | (pid >> 8)
+                tx[at + 1] = pid & 0xFF
+            elif bits:
+                tx[pos + vp8.pid_offset] = (vp8.picture_id + seg.pid_off) & 0x7F
             if vp8.tl0_offset:
                 tx[pos + vp8.tl0_offset] = (vp8.tl0 + seg.tl0_off) & 0xFF
             pos += plen
