@@ -193,10 +193,14 @@ def run_level(mode: str, sessions: int, media_path: Path, warmup: float, duratio
             "--out", str(out)], cwd=ROOT))
         first += count
     time.sleep(max(0.0, start + warmup - time.monotonic()))
-    pids = [relay.pid, *relay_stats(port).get("worker_pids", [])]
+    # the relay's cost: its media workers when it has them (the web process only proxies), else the process
+    pids = relay_stats(port).get("worker_pids") or [relay.pid]
+    web0 = proc_cpu(relay.pid) if workers else 0.0
     cpu0, t0, s0 = sum(proc_cpu(p) for p in pids), time.monotonic(), relay_stats(port)
     time.sleep(duration)
-    cpu1, t1, s1 = sum(proc_cpu(p) for p in pids), time.monotonic(), relay_stats(port)
+    cpu1, t1 = sum(proc_cpu(p) for p in pids), time.monotonic()
+    web1 = proc_cpu(relay.pid) if workers else 0.0
+    s1 = relay_stats(port)
     for c in clients:
         c.wait(timeout=180)
     relay.terminate()
@@ -218,6 +222,7 @@ def run_level(mode: str, sessions: int, media_path: Path, warmup: float, duratio
     return {
         "mode": mode, "sessions": sessions, "workers": workers, "record": record, "capacity": capacity,
         "relay_cpu_pct": round(100 * relay_cpu / elapsed, 1),
+        "web_cpu_pct": round(100 * (web1 - web0) / elapsed, 1) if workers else None,
         "packets_out": packets,
         "packets_per_s": round(packets / elapsed),
         "cpu_us_per_packet": round(1e6 * relay_cpu / packets, 1) if packets else None,
@@ -291,13 +296,15 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     if ratios:
         lines += ["", "CPU per forwarded packet, frame relay / packet relay, same run: " + ", ".join(ratios) + "."]
     rec = [r for r in results["levels"] if r["record"]]
-    plain = {r["sessions"]: r for r in results["levels"]
-             if r["mode"] == "packet" and not r["record"] and not r["workers"]}
+    plain = {(r["sessions"], r["workers"]): r for r in results["levels"]
+             if r["mode"] == "packet" and not r["record"] and not r.get("capacity")}
     for r in rec:
-        if r["sessions"] in plain and plain[r["sessions"]]["cpu_us_per_packet"]:
-            extra = r["cpu_us_per_packet"] / plain[r["sessions"]]["cpu_us_per_packet"] - 1
-            lines += ["", f"Recording every room at {r['sessions']} sessions: {100 * extra:+.1f} % relay CPU per "
-                      f"packet ({r['cpu_us_per_packet']} vs {plain[r['sessions']]['cpu_us_per_packet']} µs)."]
+        base = plain.get((r["sessions"], r["workers"]))
+        if base and base["cpu_us_per_packet"] and r["cpu_us_per_packet"]:
+            extra = r["cpu_us_per_packet"] / base["cpu_us_per_packet"] - 1
+            where = f"{r['workers']} worker" if r["workers"] else "in process (assembled in the same process)"
+            lines += ["", f"Recording every room at {r['sessions']} sessions, {where}: {100 * extra:+.1f} % relay "
+                      f"CPU per packet ({r['cpu_us_per_packet']} vs {base['cpu_us_per_packet']} µs)."]
     c = results.get("churn")
     if c:
         keys = ("participants", "rooms", "live_peer_connections", "tasks", "threads", "rss_mb")
@@ -324,10 +331,12 @@ def plan(quick: bool) -> list[dict[str, Any]]:
         {"mode": "frame", "sessions": 10}, {"mode": "packet", "sessions": 10},
         {"mode": "frame", "sessions": 20}, {"mode": "packet", "sessions": 20},
         {"mode": "packet", "sessions": 20, "record": True},
+        {"mode": "packet", "sessions": 20, "workers": 1},
+        {"mode": "packet", "sessions": 20, "workers": 1, "record": True},
         {"mode": "packet", "sessions": 40},
         {"mode": "packet", "sessions": 40, "workers": 1},
         {"mode": "packet", "sessions": 40, "workers": 2},
-        {"mode": "packet", "sessions": 60, "workers": 1, "capacity": 80},
+        {"mode": "packet", "sessions": 60, "workers": 1, "capacity": 80},  # overload: 20 sessions past capacity
     ]
 
 

@@ -31,7 +31,7 @@ async def serve(port: int, record: bool, workers: int, capacity: int | None) -> 
 
     kwargs: dict[str, Any] = {"connect_timeout": 60}
     if workers:
-        from server.media.workers import WorkerPool
+        from server.media.pool import WorkerPool
 
         router: Any = WorkerPool(workers, capacity=capacity, **kwargs)
         await router.start()

@@ -56,6 +56,7 @@ class WorkerHandle:
         self.rooms: set[RoomProxy] = set()
         self.handles: dict[int, ParticipantProxy] = {}
         self.last_stats: dict[str, Any] = {}
+        self.tracks: dict[int, tuple[str, str, Kind, str]] = {}  # announced by the worker
         self._calls: dict[int, asyncio.Future[Any]] = {}
         self._next = 0
         self._reader: asyncio.Task[None] | None = None
@@ -105,8 +106,10 @@ class WorkerHandle:
                         proxy._deliver(protocol.event_from_json(header["event"]))
                 elif op == "room_event":
                     self.pool._room_event(header["room"], protocol.event_from_json(header["event"]))
+                elif op == "track":
+                    self.tracks[header["id"]] = (header["room"], header["pid"], header["kind"], header["codec"])
                 elif op == "packets":
-                    self.pool._packets(header["packets"], body)
+                    self.pool._packets(self.tracks, body)
                 elif op == "stats":
                     self.last_stats = header["stats"]
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
@@ -490,14 +493,19 @@ class WorkerPool:
         if self.on_event is not None and room_id in self.rooms:
             self.on_event(room_id, event)
 
-    def _packets(self, headers: list[dict[str, Any]], body: bytes) -> None:
-        pos = 0
-        for h in headers:
-            data = body[pos : pos + h["n"]]
-            pos += h["n"]
-            room = self.rooms.get(h["r"])
-            if room is not None and room._taps:
-                room._packet(h["p"], h["k"], h["c"], PacketUnit(h["s"], h["t"], h["m"], h["st"], data, h["ss"]))
+    def _packets(self, tracks: dict[int, tuple[str, str, Kind, str]], body: bytes) -> None:
+        pos, size, end = 0, protocol.PACKET.size, len(body)
+        unpack = protocol.PACKET.unpack_from
+        while pos + size <= end:
+            track, seq, ts, flags, ssrc, n = unpack(body, pos)
+            pos += size
+            data = body[pos : pos + n]
+            pos += n
+            known = tracks.get(track)
+            room = self.rooms.get(known[0]) if known else None
+            if known is not None and room is not None and room._taps:
+                unit = PacketUnit(seq, ts, bool(flags & protocol.MARKER), bool(flags & protocol.START), data, ssrc)
+                room._packet(known[1], known[2], known[3], unit)
 
     async def close(self) -> None:
         self.closing = True

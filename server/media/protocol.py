@@ -10,7 +10,8 @@ One stream socket per worker (a ``socketpair``); each message is
 Web -> worker: ``call`` (id, method, args) answered by ``result`` (id, value) or ``error`` (id, the
 ``DuetError`` class name, detail, field). Worker -> web, unasked: ``event`` (participant handle, the
 event's ``to_json()``), ``room_event`` (for ``on_event``), ``packets`` (recorded packets of one batch,
-their headers in JSON and their payloads concatenated in the body), ``stats`` (once a second).
+each a binary ``PACKET`` header and its payload, concatenated in the body; the track id is announced
+once by a ``track`` message), ``stats`` (four times a second).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from server.media.events import TYPES, MediaEvent
 _LEN = struct.Struct("!I")
 _JSON = struct.Struct("!H")
 MAX_MESSAGE = 64 << 20
+PACKET = struct.Struct("!IHIBIH")  # track id, sequence number, timestamp, flags (1 marker, 2 start), SSRC, length
+MARKER, START = 1, 2
 
 _EVENT_CLASSES = {name: cls for cls, name in TYPES.items()}
 _ERRORS: dict[str, type[base_errors.DuetError]] = {
