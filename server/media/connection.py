@@ -47,7 +47,6 @@ from server.media.streams import Leg, Source
 
 log = logging.getLogger(__name__)
 
-MAX_PER_DRAIN = 512  # datagrams read from one socket in one batch (fairness between connections)
 
 
 class Port(NamedTuple):
@@ -216,34 +215,26 @@ class MediaConnection:
     # -- receiving (on the engine's ticks) -----------------------------------------------------------
 
     def drain(self, fd: int) -> None:
+        """One datagram from a socket epoll reported readable (the engine asks again for more)."""
         port = self._fds.get(fd)
         if port is None or port.sock is None:
             return
-        engine = self.engine
-        view = engine.rx.view
-        recv = port.sock.recvfrom_into
-        for _ in range(MAX_PER_DRAIN):
-            try:
-                n, addr = recv(view)
-            except BlockingIOError:
-                return
-            except OSError:
-                log.info("%s: socket gone", self)
-                self.unbind()
-                return
-            if n < 12:
-                port.protocol.datagram_received(bytes(view[:n]), addr)
-                continue
-            b0 = view[0]
-            if 127 < b0 < 192:
-                engine.packets_in += 1
-                ok = self._rtcp(bytes(view[:n])) if is_rtcp(view[1]) else self._rtp(n)
-                if ok and (addr != self._addr or port is not self._out):
-                    self._latch(port, addr)
-            else:
-                port.protocol.datagram_received(bytes(view[:n]), addr)
-            if self.path is None:
-                return
+        view = self.engine.rx.view
+        try:
+            n, addr = port.sock.recvfrom_into(view)
+        except BlockingIOError:
+            return
+        except OSError:
+            log.info("%s: socket gone", self)
+            self.unbind()
+            return
+        if n >= 12 and 127 < view[0] < 192:
+            self.engine.packets_in += 1
+            ok = self._rtcp(bytes(view[:n])) if is_rtcp(view[1]) else self._rtp(n)
+            if ok and (addr != self._addr or port is not self._out):
+                self._latch(port, addr)
+        else:
+            port.protocol.datagram_received(bytes(view[:n]), addr)
 
     def drain_pending(self) -> None:
         """Packets queued by a callback port (TURN): processed in the batch like the others."""

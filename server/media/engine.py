@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.005  # s between batches: inside the latency budget (p50 < 5 ms added), and few wake-ups
 REPORT_INTERVAL = 1.0  # s between receiver reports / REMB refreshes per source
+MAX_ROUNDS = 512  # datagrams read from one socket in one batch at most (the rest wait for the next)
 
 
 class MediaClock(Protocol):
@@ -43,7 +44,9 @@ class MediaClock(Protocol):
 class Drained(Protocol):
     """A bound connection, as the loop sees it (``server.media.connection.MediaConnection``)."""
 
-    def drain(self, fd: int) -> None: ...
+    def drain(self, fd: int) -> None:
+        """Read and handle one datagram from ``fd`` (epoll said it is readable)."""
+        ...
 
     def drain_pending(self) -> None: ...
 
@@ -119,14 +122,21 @@ class MediaEngine:
         now = self.now = self.clock.monotonic()
         self.abs_send_time = abs_send_time(now)
         self.ticks += 1
-        for fd, _ in self._poll.poll(0):
-            conn = self._by_fd.get(fd)
-            if conn is not None:
-                try:
-                    conn.drain(fd)
-                except Exception:  # noqa: BLE001 - one broken connection must not stop the others
-                    self.tick_errors += 1
-                    log.exception("media connection %s failed", conn)
+        # One datagram per ready socket per round, then ask epoll again: a socket is never read past its
+        # last datagram (each such read is a failed syscall and an exception), and sockets take turns.
+        poll, by_fd = self._poll.poll, self._by_fd
+        for _ in range(MAX_ROUNDS):
+            ready = poll(0)
+            if not ready:
+                break
+            for fd, _ in ready:
+                conn = by_fd.get(fd)
+                if conn is not None:
+                    try:
+                        conn.drain(fd)
+                    except Exception:  # noqa: BLE001 - one broken connection must not stop the others
+                        self.tick_errors += 1
+                        log.exception("media connection %s failed", conn)
         if self._pending:
             pending, self._pending = self._pending, set()
             for conn in pending:
