@@ -250,7 +250,7 @@ def churn(media_path: Path, tmp: Path, cycles: int = 100) -> dict[str, Any]:
         out = tmp / f"churn-{i}.json"
         subprocess.run([  # noqa: S603 - our own script
             sys.executable, "-m", "bench.loadgen", "--port", str(port), "--first", str(i), "--count", "10",
-            "--media", str(media_path), "--start", repr(time.monotonic() + 0.5), "--warmup", "1.5",
+            "--media", str(media_path), "--start", repr(time.monotonic() + 0.5), "--warmup", "3",
             "--duration", "1", "--out", str(out)], cwd=ROOT, check=True)
     reached = sum(s["reached_media"] for i in range(0, cycles, 10)
                   for s in json.loads((tmp / f"churn-{i}.json").read_text())["streams"]) // 2

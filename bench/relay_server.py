@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -82,8 +83,11 @@ async def serve(port: int, record: bool, workers: int, capacity: int | None) -> 
                         pump_task = asyncio.ensure_future(pump())
                     elif body["type"] == "answer":
                         await p.accept_answer(body["sdp"])
+                except ConnectionError:
+                    break  # the client has gone (the churn level leaves mid-negotiation on purpose)
                 except Exception as exc:  # noqa: BLE001 - a negotiation error is reported to the client
-                    await ws.send_json({"type": "error", "detail": f"signalling: {exc!r}"})
+                    with contextlib.suppress(ConnectionError):
+                        await ws.send_json({"type": "error", "detail": f"signalling: {exc!r}"})
         finally:
             await room.leave(pid)
             if pump_task:

@@ -21,7 +21,6 @@ import select
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from server.media.frames import PacketUnit
 from server.media.rtp import abs_send_time
 from server.media.srtp import PacketBuffer
 from server.media.streams import Source
@@ -68,7 +67,7 @@ class MediaEngine:
         self._poll = select.epoll()
         self._by_fd: dict[int, Drained] = {}
         self._due: set[Source] = set()
-        self._deferred: list[tuple[Source, PacketUnit]] = []
+        self._deferred: list[tuple[Callable[[Any], None], Any]] = []
         self._pending: set[Drained] = set()
         self._next_report = 0.0
         self.after_tick: list[Callable[[], None]] = []  # e.g. a media worker flushing what it queued
@@ -147,8 +146,8 @@ class MediaEngine:
                     log.exception("media connection %s failed", conn)
         if self._deferred:
             deferred, self._deferred = self._deferred, []
-            for source, unit in deferred:
-                source.assemble(unit)
+            for fn, arg in deferred:
+                fn(arg)
         if self._due:
             for source in list(self._due):
                 if not source.tick(now):
@@ -172,8 +171,9 @@ class MediaEngine:
     def wake(self, source: Source) -> None:
         self._due.add(source)
 
-    def defer(self, source: Source, unit: PacketUnit) -> None:
-        self._deferred.append((source, unit))
+    def defer(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Call ``fn(arg)`` after this batch has been forwarded (recording assembly: off the forwarding path)."""
+        self._deferred.append((fn, arg))
 
     def forget(self, source: Source) -> None:
         self._due.discard(source)

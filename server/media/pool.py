@@ -497,9 +497,9 @@ class WorkerPool:
         pos, size, end = 0, protocol.PACKET.size, len(body)
         unpack = protocol.PACKET.unpack_from
         while pos + size <= end:
-            track, seq, ts, flags, ssrc, n = unpack(body, pos)
+            track, seq, ts, flags, ssrc, skip, n = unpack(body, pos)
             pos += size
-            data = body[pos : pos + n]
+            data = body[pos + skip : pos + n]
             pos += n
             known = tracks.get(track)
             room = self.rooms.get(known[0]) if known else None

@@ -28,7 +28,8 @@ from server.media.events import TYPES, MediaEvent
 _LEN = struct.Struct("!I")
 _JSON = struct.Struct("!H")
 MAX_MESSAGE = 64 << 20
-PACKET = struct.Struct("!IHIBIH")  # track id, sequence number, timestamp, flags (1 marker, 2 start), SSRC, length
+# track id, sequence number, timestamp, flags (1 marker, 2 frame start), SSRC, VP8 descriptor size, length
+PACKET = struct.Struct("!IHIBIBH")
 MARKER, START = 1, 2
 
 _EVENT_CLASSES = {name: cls for cls, name in TYPES.items()}

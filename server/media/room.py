@@ -25,6 +25,7 @@ from server.media.events import MediaEvent, PublishingChanged, RoomClosedEvent
 from server.media.forwarding import FrameTap
 from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind, PacketUnit, TrackFrames
 from server.media.participant import Participant
+from server.media.rtp import Vp8Info
 from server.media.streams import Source
 
 log = logging.getLogger(__name__)
@@ -203,14 +204,17 @@ class Room:
                     if tap.wants(frame.participant_id):
                         tap.push(source, frame)
 
-            self._assembling[source] = TrackFrames(source.participant_id, source.kind, source.codec,
-                                                   lambda: engine.now, emit)
-            source.set_recorder(self._assemble)
+            frames = self._assembling[source] = TrackFrames(source.participant_id, source.kind, source.codec,
+                                                            lambda: engine.now, emit)
 
-    def _assemble(self, source: Source, unit: PacketUnit) -> None:
-        frames = self._assembling.get(source)
-        if frames is not None and frames.add(unit):
-            source.request_keyframe()
+            def assemble(unit: PacketUnit) -> None:
+                if frames.add(unit):
+                    source.request_keyframe()
+
+            def record(src: Source, seq: int, ts: int, marker: int, vp8: Vp8Info, payload: bytes, ssrc: int) -> None:
+                engine.defer(assemble, PacketUnit(seq, ts, bool(marker), vp8.start, payload[vp8.size :], ssrc))
+
+            source.set_recorder(record)
 
     def _tap_closed(self, tap: FrameTap) -> None:
         self._taps.remove(tap)

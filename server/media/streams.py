@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from server.media.frames import Kind, PacketUnit
+from server.media.frames import Kind
 from server.media.rtp import (
     HEADER,
     NO_VP8,
@@ -61,9 +61,11 @@ class Context(Protocol):
         """Run ``source.tick()`` on the next batch (NACK retries, a rate-limited PLI)."""
         ...
 
-    def defer(self, source: Source, unit: PacketUnit) -> None:
-        """Assemble this packet for recording after the batch has been forwarded."""
-        ...
+
+# Where a recorded source's packets go: (source, seq, ts, marker, VP8 info, payload, SSRC). The in-process
+# room defers them to be assembled after the batch; a media worker appends them to its pipe to the web
+# process. Either costs one call per packet on the forwarding path, nothing more.
+Recorder = Callable[["Source", int, int, int, Vp8Info, bytes, int], None]
 
 
 class Upstream(Protocol):
@@ -110,7 +112,7 @@ class Source:
         self.muted = False
         self.ended = False
         self.recording = False
-        self.recorder: Callable[[Source, PacketUnit], None] | None = None
+        self.recorder: Recorder | None = None
         self._mask = HISTORY[kind] - 1
         self._history: list[Stored | None] = [None] * HISTORY[kind]
         self._missing: dict[int, list[float]] = {}  # seq -> [next NACK at, tries]
@@ -171,8 +173,8 @@ class Source:
             return
         for leg in self.legs:
             leg.forward(seq, ts, marker, payload, vp8, level)
-        if self.recording:
-            self.ctx.defer(self, PacketUnit(seq, ts, bool(marker), vp8.start, payload[vp8.size :], ssrc, vp8.keyframe))
+        if self.recorder is not None:
+            self.recorder(self, seq, ts, marker, vp8, payload, ssrc)
 
     def _new_stream(self, ssrc: int, seq: int) -> None:
         """The first packet, or the publisher restarted its stream: every leg starts a new segment."""
@@ -290,14 +292,10 @@ class Source:
 
     # -- recording (off the forwarding path) ----------------------------------------------------------
 
-    def set_recorder(self, recorder: Callable[[Source, PacketUnit], None] | None) -> None:
-        """Hand this source's packets to ``recorder`` after each batch (None: not recorded, no cost)."""
+    def set_recorder(self, recorder: Recorder | None) -> None:
+        """Hand this source's forwarded packets to ``recorder`` (None: not recorded, no cost)."""
         self.recorder = recorder
         self.recording = recorder is not None
-
-    def assemble(self, unit: PacketUnit) -> None:
-        if self.recorder is not None and not self.muted and not self.ended:
-            self.recorder(self, unit)
 
     # -- life -----------------------------------------------------------------------------------------
 

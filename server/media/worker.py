@@ -17,16 +17,16 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from server.clock import SystemClock
 from server.media import protocol
 from server.media.events import MediaEvent
-from server.media.frames import PacketUnit
 from server.media.participant import Participant
 from server.media.room import MediaRouter, Room
-from server.media.streams import Source
+from server.media.rtp import Vp8Info
+from server.media.streams import Recorder, Source
 
 log = logging.getLogger(__name__)
 
@@ -100,20 +100,20 @@ class Worker:
                              for r, ids in self._taps.values())
                 source.set_recorder(self._ship(room.id) if wanted else None)
 
-    def _ship(self, room_id: str) -> Callable[[Source, PacketUnit], None]:
+    def _ship(self, room_id: str) -> Recorder:
         pack = protocol.PACKET.pack
         bodies = self._bodies
 
-        def ship(source: Source, unit: PacketUnit) -> None:
+        def ship(source: Source, seq: int, ts: int, marker: int, vp8: Vp8Info, payload: bytes, ssrc: int) -> None:
             track = self._track_ids.get(source)
             if track is None:
                 track = self._track_ids[source] = len(self._track_ids) + 1
                 self._flush_packets()  # the announcement goes before any packet of the track
                 self.send({"op": "track", "id": track, "room": room_id, "pid": source.participant_id,
                            "kind": source.kind, "codec": source.codec})
-            flags = (protocol.MARKER if unit.marker else 0) | (protocol.START if unit.start else 0)
-            bodies.append(pack(track, unit.seq, unit.ts, flags, unit.ssrc, len(unit.data)))
-            bodies.append(unit.data)
+            flags = (protocol.MARKER if marker else 0) | (protocol.START if vp8.start else 0)
+            bodies.append(pack(track, seq, ts, flags, ssrc, vp8.size, len(payload)))
+            bodies.append(payload)  # the web process skips the VP8 descriptor: no copy here
 
         return ship
 

@@ -82,14 +82,9 @@ class FakeContext:
     now: float = 100.0
     abs_send_time: bytes = b"\x01\x02\x03"
     due: set[Source] = field(default_factory=set)
-    deferred: list[object] = field(default_factory=list)
 
     def wake(self, source: Source) -> None:
         self.due.add(source)
-
-    def defer(self, source: Source, unit: object) -> None:
-        self.deferred.append((source, unit))
-        source.assemble(unit)  # type: ignore[arg-type]
 
     def run(self, advance: float = 0.0) -> None:
         self.now += advance
