@@ -31,7 +31,7 @@ from server.media.errors import MediaFull, ParticipantNotFound, RoomClosed
 from server.media.events import ConnectionStateChanged, MediaEvent, ParticipantLeft
 from server.media.forwarding import FrameTap
 from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind, PacketUnit, TrackFrames
-from server.media.room import IceServer, _check_id, _ice_server
+from server.media.room import IceServer, check_id, ice_server
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class _Keyframes:
         self.room, self.participant_id, self.kind = room, participant_id, kind
 
     def request_keyframe(self) -> None:
-        self.room._call_later_free("keyframe", pid=self.participant_id, kind=self.kind)
+        self.room._send_and_forget("keyframe", pid=self.participant_id, kind=self.kind)
 
 
 class ParticipantProxy:
@@ -188,7 +188,7 @@ class ParticipantProxy:
             self.room._gone(self)
         elif len(self._events) >= EVENT_QUEUE:
             log.warning("participant %s: %d events not read; removing them", self.id, EVENT_QUEUE)
-            self.room._call_later_free("leave", pid=self.id, reason="signalling not reading events")
+            self.room._send_and_forget("leave", pid=self.id, reason="signalling not reading events")
             return
         self._events.append(event)
         self._ready.set()
@@ -253,7 +253,7 @@ class RoomProxy:
     def music_mode(self, on: bool) -> None:
         self._music_mode = on
         if self.worker is not None:
-            self._call_later_free("music_mode", on=on)
+            self._send_and_forget("music_mode", on=on)
 
     async def _call(self, method: str, **args: Any) -> Any:
         worker = self.worker
@@ -262,7 +262,7 @@ class RoomProxy:
         return await worker.call(method, room=self.id, audio_only=self.audio_only, music_mode=self._music_mode,
                                  **args)
 
-    def _call_later_free(self, method: str, **args: Any) -> None:
+    def _send_and_forget(self, method: str, **args: Any) -> None:
         """A call whose answer nobody waits for (mute, keyframe): owned by the pool, failures logged."""
         if self.worker is not None:
             self._pool._spawn(self._call(method, **args))
@@ -270,7 +270,7 @@ class RoomProxy:
     # -- membership -------------------------------------------------------------------------------
 
     async def join(self, participant_id: str, *, publish: bool = True, loopback: bool = False) -> ParticipantProxy:
-        _check_id(participant_id, "participant")
+        check_id(participant_id, "participant")
         if self.closed:
             raise RoomClosed("This session has ended.")
         if participant_id in self.participants:
@@ -285,7 +285,7 @@ class RoomProxy:
             self.worker = self._pool._place()
             self.worker.rooms.add(self)
             for tap_id, tap in self._taps.items():
-                self._call_later_free("tap", tap=tap_id, pids=sorted(tap.participant_ids)
+                self._send_and_forget("tap", tap=tap_id, pids=sorted(tap.participant_ids)
                                       if tap.participant_ids is not None else None)
         worker = self.worker
         handle = await self._call("join", pid=participant_id, publish=publish, loopback=loopback)
@@ -350,7 +350,7 @@ class RoomProxy:
 
     def mute(self, participant_id: str, *, kind: Kind = "audio", muted: bool = True) -> None:
         self.get(participant_id)
-        self._call_later_free("mute", pid=participant_id, kind=kind, muted=muted)
+        self._send_and_forget("mute", pid=participant_id, kind=kind, muted=muted)
 
     async def close(self, reason: str = "closed") -> None:
         if self.closed:
@@ -374,12 +374,12 @@ class RoomProxy:
         tap_id = self._pool._new_tap_id()
         tap = FrameTap(maxlen, participant_ids, lambda t: self._untap(tap_id))
         self._taps[tap_id] = tap
-        self._call_later_free("tap", tap=tap_id, pids=sorted(participant_ids) if participant_ids is not None else None)
+        self._send_and_forget("tap", tap=tap_id, pids=sorted(participant_ids) if participant_ids is not None else None)
         return tap
 
     def _untap(self, tap_id: int) -> None:
         self._taps.pop(tap_id, None)
-        self._call_later_free("untap", tap=tap_id)
+        self._send_and_forget("untap", tap=tap_id)
 
     def _packet(self, pid: str, kind: Kind, codec: str, unit: PacketUnit) -> None:
         key = (pid, kind)
@@ -394,7 +394,7 @@ class RoomProxy:
 
             frames = self._frames[key] = TrackFrames(pid, kind, codec, self._pool.clock.monotonic, emit)
         if frames.add(unit):
-            self._call_later_free("keyframe", pid=pid, kind=kind)
+            self._send_and_forget("keyframe", pid=pid, kind=kind)
 
     def chat(self, participant_id: str, cue: str) -> None:
         frame = EncodedFrame(participant_id=participant_id, kind="text", codec="webvtt", data=cue.encode(), pts=0,
@@ -425,7 +425,7 @@ class WorkerPool:
         self.on_event = on_event
         self.capacity = capacity
         self.empty_room_seconds = empty_room_seconds
-        servers = [_ice_server(s) for s in ice_servers]
+        servers = [ice_server(s) for s in ice_servers]
         self._config = {
             "ice_servers": [{"urls": s.urls, "username": s.username, "credential": s.credential} for s in servers],
             "connect_timeout": connect_timeout, "answer_timeout": answer_timeout, "tick": tick,
@@ -474,7 +474,7 @@ class WorkerPool:
         return self._taps
 
     def room(self, room_id: str, *, audio_only: bool = False, music_mode: bool = False) -> RoomProxy:
-        existing = self.rooms.get(_check_id(room_id, "room"))
+        existing = self.rooms.get(check_id(room_id, "room"))
         if existing is not None:
             if existing.audio_only != audio_only or existing.music_mode != music_mode:
                 raise Conflict(f"Room {room_id} is already open with other settings.", field="room")

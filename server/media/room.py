@@ -36,7 +36,7 @@ IceServer = RTCIceServer | dict[str, Any] | str
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
-def _check_id(value: str, what: str) -> str:
+def check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidInput(
             f"A {what} id is 1-64 letters, digits or _.:- characters, starting with a letter or digit.",
@@ -45,7 +45,7 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-def _ice_server(server: IceServer) -> RTCIceServer:
+def ice_server(server: IceServer) -> RTCIceServer:
     if isinstance(server, RTCIceServer):
         return server
     if isinstance(server, str):
@@ -79,7 +79,7 @@ class Room:
         ``loopback=True`` (device check) also sends the participant its own media back,
         relayed, and echoes every data channel message (RTT probes).
         """
-        _check_id(participant_id, "participant")
+        check_id(participant_id, "participant")
         if self.closed:
             raise RoomClosed("This session has ended.")
         if participant_id in self.participants:
@@ -303,7 +303,7 @@ class MediaRouter:
         max_participants: int | None = None,
         estimate_upstream: bool = False,
     ) -> None:
-        self.ice_servers = [_ice_server(s) for s in ice_servers]
+        self.ice_servers = [ice_server(s) for s in ice_servers]
         self.clock: Clock = clock or SystemClock()
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
@@ -320,7 +320,7 @@ class MediaRouter:
 
     def room(self, room_id: str, *, audio_only: bool = False, music_mode: bool = False) -> Room:
         """The room with this id, made on first use. Its settings are fixed when it is made."""
-        existing = self.rooms.get(_check_id(room_id, "room"))
+        existing = self.rooms.get(check_id(room_id, "room"))
         if existing is not None:
             if existing.audio_only != audio_only or existing.music_mode != music_mode:
                 raise Conflict(f"Room {room_id} is already open with other settings.", field="room")
