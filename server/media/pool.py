@@ -109,7 +109,7 @@ class WorkerHandle:
                 elif op == "track":
                     self.tracks[header["id"]] = (header["room"], header["pid"], header["kind"], header["codec"])
                 elif op == "packets":
-                    self.pool._packets(self.tracks, body)
+                    self.pool._packets(self, body)
                 elif op == "stats":
                     self.last_stats = header["stats"]
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
@@ -242,7 +242,7 @@ class RoomProxy:
         self.worker: WorkerHandle | None = None
         self._pool = pool
         self._taps: dict[int, FrameTap] = {}
-        self._frames: dict[tuple[str, str], TrackFrames] = {}
+        self._frames: dict[tuple[int, int], TrackFrames] = {}
         self._empty_timer: Timer | None = None
 
     @property
@@ -307,6 +307,8 @@ class RoomProxy:
     def _gone(self, proxy: ParticipantProxy) -> None:
         if self.participants.get(proxy.id) is proxy:
             del self.participants[proxy.id]
+        for key in [k for k, f in self._frames.items() if f.participant_id == proxy.id]:
+            del self._frames[key]  # a rejoin's tracks get new keys; a lost assembler only waits for a keyframe
         if self.worker is not None and self.worker.handles.pop(proxy.handle, None) is not None:
             self.worker.participants -= 1
         if not self.participants and not self.closed and self._empty_timer is None:
@@ -381,8 +383,8 @@ class RoomProxy:
         self._taps.pop(tap_id, None)
         self._send_and_forget("untap", tap=tap_id)
 
-    def _packet(self, pid: str, kind: Kind, codec: str, unit: PacketUnit) -> None:
-        key = (pid, kind)
+    def _packet(self, key: tuple[int, int], pid: str, kind: Kind, codec: str, unit: PacketUnit) -> None:
+        """A recorded packet of track ``key`` (worker, track id): a rejoin's new track starts its own clock."""
         frames = self._frames.get(key)
         if frames is None:
             source = _Keyframes(self, pid, kind)
@@ -493,7 +495,8 @@ class WorkerPool:
         if self.on_event is not None and room_id in self.rooms:
             self.on_event(room_id, event)
 
-    def _packets(self, tracks: dict[int, tuple[str, str, Kind, str]], body: bytes) -> None:
+    def _packets(self, worker: WorkerHandle, body: bytes) -> None:
+        tracks = worker.tracks
         pos, size, end = 0, protocol.PACKET.size, len(body)
         unpack = protocol.PACKET.unpack_from
         while pos + size <= end:
@@ -505,7 +508,7 @@ class WorkerPool:
             room = self.rooms.get(known[0]) if known else None
             if known is not None and room is not None and room._taps:
                 unit = PacketUnit(seq, ts, bool(flags & protocol.MARKER), bool(flags & protocol.START), data, ssrc)
-                room._packet(known[1], known[2], known[3], unit)
+                room._packet((worker.index, track), known[1], known[2], known[3], unit)
 
     async def close(self) -> None:
         self.closing = True

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+import weakref
 from collections.abc import Coroutine
 from typing import Any
 
@@ -46,7 +47,8 @@ class Worker:
         self._next = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bodies: list[bytes] = []
-        self._track_ids: dict[Source, int] = {}
+        self._track_ids: weakref.WeakKeyDictionary[Source, int] = weakref.WeakKeyDictionary()  # gone with the source
+        self._tracks = 0
         self._taps: dict[int, tuple[str, set[str] | None]] = {}  # tap id -> (room, participant ids)
         self.router.engine.after_tick.append(self._flush_packets)
 
@@ -106,8 +108,9 @@ class Worker:
 
         def ship(source: Source, seq: int, ts: int, marker: int, vp8: Vp8Info, payload: bytes, ssrc: int) -> None:
             track = self._track_ids.get(source)
-            if track is None:
-                track = self._track_ids[source] = len(self._track_ids) + 1
+            if track is None:  # a new source (a rejoin makes one): a new track, timed from its own start
+                self._tracks += 1
+                track = self._track_ids[source] = self._tracks
                 self._flush_packets()  # the announcement goes before any packet of the track
                 self.send({"op": "track", "id": track, "room": room_id, "pid": source.participant_id,
                            "kind": source.kind, "codec": source.codec})

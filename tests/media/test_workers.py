@@ -126,3 +126,25 @@ async def test_recording_through_a_worker_gets_complete_frames_assembled_here(
     assert video[0].keyframe and video[0].codec == "VP8"
     assert strictly_increasing([f.pts for f in video])
     assert any(f.kind == "audio" and f.codec == "opus" for f in frames)
+
+
+async def test_a_rejoin_while_recording_through_a_worker_starts_a_track_with_its_own_clock(
+    pool: WorkerPool, peers: Callable[..., Peer]
+) -> None:
+    room = pool.room("booking-w10")
+    tap = room.tap()
+    first = peers("a", tag=1, tone=440)
+    await first.connect(await room.join("a"))
+    before = []
+    async for frame in tap:
+        if frame.kind == "video":
+            before.append(frame)
+        if len(before) >= 30:
+            break
+    again = peers("a-again", tag=1, tone=440)
+    await again.connect(await room.rejoin("a"))
+    async for frame in tap:  # the new connection's stream, timed from its own start like a new track
+        if frame.kind == "video" and frame.pts < before[-1].pts:
+            assert frame.keyframe
+            break
+    tap.close()
