@@ -39,6 +39,7 @@ test: $(STAMP) chromium postgres lint
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.relay_bench
+	$(VENV)/bin/python -m bench.packet_profile
 	$(VENV)/bin/python -m bench.allocation_bench
 	$(VENV)/bin/python -m bench.sealing_bench
 	$(VENV)/bin/python -m bench.recorder_bench

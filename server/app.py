@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, engine: AsyncE
 
     async def open_live_sessions(app: web.Application) -> AsyncIterator[None]:
         sessionmaker = app[SESSIONMAKER]
-        services.spool.start()
+        await services.start()  # media worker processes, the spool's uploads
         await services.recording.recover(sessionmaker)  # a crash left nothing "active"
         app[HUB] = SessionHub(services.media, sessionmaker, clock=clock, media_clock=services.media_clock,
                               audit=services.audit, attendance=services.attendance, chat=services.chat,

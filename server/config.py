@@ -66,6 +66,7 @@ class Settings:
     spool_min_free_mb: int = 512
     # Live media
     ice_servers: str = "[]"  # JSON list of RTCIceServer dicts
+    media_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # 0: media in the web process
     # Visits
     evening_hour: int = 18
     overdue_grace_minutes: int = 15
@@ -145,6 +146,8 @@ def _validate(s: Settings) -> Settings:
         raise ConfigError("DUET_ICE_SERVERS", f"not valid JSON ({exc.msg})") from None
     if not isinstance(ice, list) or not all(isinstance(i, dict) and "urls" in i for i in ice):
         raise ConfigError("DUET_ICE_SERVERS", 'must be a JSON list like [{"urls": "stun:stun.example.org"}]')
+    if s.media_workers < 0:
+        raise ConfigError("DUET_MEDIA_WORKERS", f"{s.media_workers}: 0 (media in the web process) or more workers")
     if not 0 <= s.evening_hour <= 23:
         raise ConfigError("DUET_EVENING_HOUR", f"{s.evening_hour} is not an hour of the day (0-23)")
     for name in ("session_idle_minutes", "session_absolute_hours", "login_max_failures", "link_valid_days",

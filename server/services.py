@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,6 +49,7 @@ from server.mail.messages import Organisation
 from server.mail.outbox import Sender
 from server.mail.transports import MailTransport, transport_from_url
 from server.media import MediaRouter
+from server.media.pool import WorkerPool
 from server.people.services import PeopleService
 from server.plans.services import PlanService
 from server.recording.holds import Holds
@@ -142,7 +144,8 @@ class Services:
     erase_dates: EraseDates
     retention: RetentionJob
     mail: MailSetup
-    media: MediaRouter
+    media: MediaRouter  # the router's API, in this process or proxied to the worker processes
+    media_pool: WorkerPool | None
     probes: Probes
     store: RecordingStore
     spool: Spool
@@ -173,7 +176,11 @@ class Services:
         review = ReviewService(store, wrapper_from_settings(settings, can_unwrap=True), audit)
         retention = RetentionJob(erase_dates, store, spool_root)
         # Media timing (connect deadlines, keyframe rate limits) follows real time even under a FakeClock.
-        media = MediaRouter(settings.ice_server_list(), clock=media_clock)
+        # Rooms live in worker processes, one per core by default (DUET_MEDIA_WORKERS; 0: in this process).
+        pool = WorkerPool(settings.media_workers, settings.ice_server_list(), clock=media_clock) \
+            if settings.media_workers else None
+        media = cast(MediaRouter, pool) if pool is not None else MediaRouter(
+            settings.ice_server_list(), clock=media_clock, media_clock=media_clock)
         return cls(
             settings=settings, clock=clock, media_clock=media_clock, keys=keys, events=events, audit=audit,
             logins=logins, staff=StaffService(clock, audit, keys, logins, events),
@@ -195,7 +202,7 @@ class Services:
             erase_dates=erase_dates,
             retention=retention,
             mail=mail_from_settings(settings),
-            media=media,
+            media=media, media_pool=pool,
             probes=Probes(media, media_clock),
             store=store,
             spool=spool,
@@ -204,6 +211,12 @@ class Services:
             subject_access=SubjectAccess(review, lambda: erase_dates.policies, audit, clock, settings.organisation),
             erasure=ClientErasure(retention, links, audit, clock),
         )
+
+    async def start(self) -> None:
+        """Start what runs beside requests: the media worker processes and the spool's uploads."""
+        if self.media_pool is not None:
+            await self.media_pool.start()
+        self.spool.start()
 
     def sender(self, sessionmaker: async_sessionmaker[AsyncSession]) -> Sender:
         """The outbox sender over the configured transport; failures are audited."""

@@ -79,7 +79,7 @@ def listen_socket() -> Iterator[socket.socket]:
 def settings(tmp_path: Path, db_url: str, listen_socket: socket.socket) -> Settings:
     host, port = listen_socket.getsockname()[:2]
     return load_settings(environ={}, home=str(tmp_path / "home"), database_url=db_url,
-                         public_url=f"http://{host}:{port}")
+                         public_url=f"http://{host}:{port}", media_workers=0)  # media in process (tests/media: workers)
 
 
 @pytest.fixture

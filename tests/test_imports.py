@@ -75,9 +75,11 @@ def _imports(module: str) -> set[str]:
             if node.level:  # a relative import: resolve it against this module's package
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parent + ([base] if base else []))
-            names.add(base)
-            names |= {f"{base}.{alias.name}" for alias in node.names}
-    return {name for name in names if name in MODULES}
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & MODULES.keys()
+            names |= submodules
+            if len(submodules) < len(node.names):  # a name from the module itself, not only its submodules
+                names.add(base)
+    return {name for name in names if name in MODULES and name != "server"}
 
 
 def _unit(module: str) -> str:

@@ -4,7 +4,13 @@ Public API: ``MediaRouter`` -> ``Room`` -> ``Participant``; events in
 ``server.media.events``; recording taps yield ``EncodedFrame``. See docs/media.md.
 """
 
-from server.media.errors import BadSessionDescription, NegotiationOutOfOrder, ParticipantNotFound, RoomClosed
+from server.media.errors import (
+    BadSessionDescription,
+    MediaFull,
+    NegotiationOutOfOrder,
+    ParticipantNotFound,
+    RoomClosed,
+)
 from server.media.events import (
     ConnectionStateChanged,
     MediaEvent,
@@ -23,6 +29,7 @@ __all__ = [
     "ConnectionStateChanged",
     "EncodedFrame",
     "FrameTap",
+    "MediaFull",
     "MediaEvent",
     "MediaRouter",
     "NegotiationOutOfOrder",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import Conflict, Gone, InvalidInput, NotFound
+from server.errors import Conflict, Gone, InvalidInput, NotFound, Unavailable
 
 
 class BadSessionDescription(InvalidInput):
@@ -27,3 +27,11 @@ class ParticipantNotFound(NotFound):
 class RoomClosed(Gone):
     code = "room_closed"
     title = "The session has ended"
+
+
+class MediaFull(Unavailable):
+    """Admission control: this media server (or every media worker) is at capacity; running sessions keep
+    their quality rather than all getting worse."""
+
+    code = "media_full"
+    title = "The media server is full"

@@ -1,4 +1,4 @@
-"""Encoded frames as the relay sees them, and the packet-to-frame assemblers.
+"""Encoded frames as the recorder sees them, and the packet-to-frame assemblers (recording rooms only).
 
 The video assembler releases a VP8 frame the moment its marker-bit packet
 completes it without a sequence gap (RFC 3550 5.1 marker bit, RFC 7741 4.2
@@ -12,12 +12,20 @@ from __future__ import annotations
 import fractions
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
-
-from aiortc.rtp import RtpPacket
-from aiortc.utils import uint16_add, uint16_gt
+from typing import Literal, NamedTuple
 
 Kind = Literal["audio", "video"]
+
+
+def uint16_gt(a: int, b: int) -> bool:
+    """RFC 1982 serial number order on 16 bits."""
+    return a != b and ((a - b) & 0xFFFF) < 0x8000
+
+
+def uint16_add(a: int, b: int) -> int:
+    return (a + b) & 0xFFFF
+
+
 FrameKind = Literal["audio", "video", "text"]  # "text": a chat line the recorder keeps as a subtitle cue
 
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
@@ -75,9 +83,16 @@ def vp8_is_keyframe(frame: bytes) -> bool:
     return len(frame) > 0 and not (frame[0] & 0x01)
 
 
-def vp8_starts_frame(payload: bytes) -> bool:
-    """RFC 7741 4.2: S=1 and PID=0 in the payload descriptor start a frame."""
-    return len(payload) > 0 and (payload[0] & 0x10) != 0 and (payload[0] & 0x0F) == 0
+class PacketUnit(NamedTuple):
+    """One forwarded packet as the recording assembler needs it (VP8: ``data`` is after the descriptor)."""
+
+    seq: int
+    ts: int
+    marker: bool
+    start: bool  # VP8 S=1, PID=0: the first packet of a frame
+    data: bytes
+    ssrc: int
+    keyframe: bool = False
 
 
 Emit = Callable[[bytes, int, bool, int], None]  # data, rtp timestamp, keyframe, ssrc
@@ -91,20 +106,18 @@ class AudioAssembler:
         self._last: int | None = None
         self.late_packets = 0
 
-    def add(self, packet: RtpPacket) -> bool:
-        seq = packet.sequence_number
-        if self._last is not None and not uint16_gt(seq, self._last):
+    def add(self, unit: PacketUnit) -> bool:
+        if self._last is not None and not uint16_gt(unit.seq, self._last):
             self.late_packets += 1
             return False
-        self._last = seq
-        data: bytes = packet._data  # type: ignore[attr-defined]
-        if data:
-            self._emit(data, packet.timestamp, True, packet.ssrc)
+        self._last = unit.seq
+        if unit.data:
+            self._emit(unit.data, unit.ts, True, unit.ssrc)
         return False
 
 
 class VideoAssembler:
-    """VP8 frames out of packets, as soon as each is complete.
+    """VP8 frames out of packets, as soon as each is complete (the recorder's input, not the forwarding path).
 
     ``max_wait`` bounds how long a gap may hold frames back for a retransmission
     before the assembler gives up and skips to the next keyframe.
@@ -124,7 +137,7 @@ class VideoAssembler:
         self._max_wait = max_wait
         self._max_packets = max_packets
         self._pli_interval = pli_interval
-        self._packets: dict[int, RtpPacket] = {}
+        self._packets: dict[int, PacketUnit] = {}
         self._next: int | None = None  # first sequence number of the next frame to release
         self._high: int | None = None
         self._gap_since: float | None = None
@@ -133,13 +146,14 @@ class VideoAssembler:
         self.frames_skipped = 0
         self.gaps_given_up = 0
 
-    def add(self, packet: RtpPacket) -> bool:
-        seq = packet.sequence_number
+    def add(self, unit: PacketUnit) -> bool:
+        """Take one packet; True when a keyframe should be asked for."""
+        seq = unit.seq
         if self._next is not None and uint16_gt(self._next, seq):
             return False  # late, or a duplicate of something already released
         if self._high is None or uint16_gt(seq, self._high):
             self._high = seq
-        self._packets[seq] = packet
+        self._packets[seq] = unit
         return self._drain()
 
     def _order(self, seq: int) -> int:
@@ -147,10 +161,10 @@ class VideoAssembler:
         return (seq - self._high + 0x8000) & 0xFFFF
 
     def _find_start(self) -> int | None:
-        starts = [s for s, p in self._packets.items() if vp8_starts_frame(p.payload)]
+        starts = [s for s, p in self._packets.items() if p.start]
         return min(starts, key=self._order) if starts else None
 
-    def _take(self, start: int) -> tuple[list[RtpPacket], int] | None:
+    def _take(self, start: int) -> tuple[list[PacketUnit], int] | None:
         first = self._packets.get(start)
         if first is None:
             return None
@@ -161,7 +175,7 @@ class VideoAssembler:
             nxt = self._packets.get(seq)
             if nxt is None:
                 return None
-            if nxt.timestamp != first.timestamp:  # sender set no marker: the frame ended before
+            if nxt.ts != first.ts:  # sender set no marker: the frame ended before
                 return parts, uint16_add(seq, -1)
             parts.append(nxt)
         return parts, seq
@@ -214,14 +228,58 @@ class VideoAssembler:
             parts, end = taken
             self._gap_since = None
             for p in parts:
-                del self._packets[p.sequence_number]
+                del self._packets[p.seq]
             self._next = uint16_add(end, 1)
-            data = b"".join(p._data for p in parts)  # type: ignore[attr-defined]
+            data = b"".join(p.data for p in parts)
             key = vp8_is_keyframe(data)
             if self._need_key and not key:
                 self.frames_skipped += 1
                 pli = self._pli() or pli
                 continue
             self._need_key = False
-            self._emit(data, parts[0].timestamp, key, parts[0].ssrc)
+            self._emit(data, parts[0].ts, key, parts[0].ssrc)
         return pli
+
+
+def make_assembler(kind: str, emit: Emit, now: Callable[[], float]) -> VideoAssembler | AudioAssembler:
+    return VideoAssembler(emit, now) if kind == "video" else AudioAssembler(emit)
+
+
+class TrackFrames:
+    """One track's packets -> ``EncodedFrame``s for recording: assembled, timestamps unwrapped and rebased.
+
+    Used where the recorder reads: in the relay's process after each batch (no media workers), or in the
+    web process from the packets a media worker sends it, so the worker never assembles.
+    """
+
+    def __init__(self, participant_id: str, kind: Kind, codec: str, now: Callable[[], float],
+                 emit: Callable[[EncodedFrame], None]) -> None:
+        self.participant_id, self.kind, self.codec = participant_id, kind, codec
+        self._now = now
+        self._emit = emit
+        self._time_base = VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE
+        self._assembler = make_assembler(kind, self._frame, now)
+        self._first_ts: int | None = None
+        self._last = 0
+        self._cycles = 0
+
+    def add(self, unit: PacketUnit) -> bool:
+        """Take one packet; True when a keyframe should be asked for (a gap NACK did not repair)."""
+        return self._assembler.add(unit)
+
+    def _unwrap(self, ts: int) -> int:
+        if self._first_ts is None:
+            self._first_ts = self._last = ts
+            return 0
+        diff = (ts - self._last) & 0xFFFFFFFF
+        if diff < 0x80000000:
+            if ts < self._last:
+                self._cycles += 1 << 32
+            self._last = ts
+            return self._cycles + ts - self._first_ts
+        base = self._cycles - (1 << 32) if ts > self._last else self._cycles
+        return base + ts - self._first_ts
+
+    def _frame(self, data: bytes, rtp_ts: int, keyframe: bool, ssrc: int) -> None:
+        self._emit(EncodedFrame(self.participant_id, self.kind, self.codec, data, self._unwrap(rtp_ts),
+                                self._time_base, keyframe, arrival=self._now()))

@@ -1,30 +1,26 @@
-"""The one place where the relay reaches into aiortc's internals.
+"""The one place where the relay reaches into aiortc's (and aioice's) internals.
 
-Tested on aiortc==1.16.0 (pinned in pyproject.toml). Anything here may break on
-another aiortc release; the tests in tests/media/ exercise every hook.
+Tested on aiortc==1.16.0 (pinned in pyproject.toml). Anything here may break on another aiortc
+release; the tests in tests/media/ exercise every hook.
 
-What is hooked, and why:
+aiortc stays in charge of what it does well: SDP offer/answer, ICE, DTLS and the data channels. The
+media itself bypasses it (see ``server/media/engine.py``):
 
-* Receiver side: ``RTCRtpReceiver._handle_rtp_packet`` depayloads each packet and
-  hands it to ``self.__jitter_buffer.add()``; complete frames go to
-  ``self.__decoder_queue`` which a decoder thread drains. We swap the jitter
-  buffer for an assembler that releases a VP8 frame as soon as its marker-bit
-  packet completes it without a gap (aiortc's waits for the next frame's first
-  packet: +34 ms per hop), and swap the decoder queue for a stand-in that the
-  (patched) decoder worker recognises and leaves at once: no decoder is created.
-  This must happen before ``receive()`` starts, i.e. in the ``track`` event.
-* Sender side: ``RTCRtpSender._next_encoded_frame`` calls ``encoder.pack(data)``
-  for anything that is not an ``av.Frame``. We give the sender a ``Packer`` as
-  its encoder before it starts, so ``get_encoder`` is never called; the packer
-  also receives REMB (the sender sets ``encoder.target_bitrate``). PLI/FIR on
-  a leg call ``sender._send_keyframe()``, which we replace per instance.
-* Counters: ``get_decoder``/``get_encoder`` as imported by the receiver and
-  sender modules are wrapped to count instances, so tests can assert the relay
-  never decodes nor encodes.
+* ``take_receiver``/``take_sender``: aiortc calls ``receiver.receive(params)`` and
+  ``sender.send(params)`` once DTLS is up for an m-line; for a relay connection these hand the
+  negotiated parameters to the relay instead of starting aiortc's RTP/RTCP tasks, decoder thread or
+  encoder. No aiortc receiver or sender of the relay ever runs.
+* ``media_path``: the socket and remote address of the ICE pair aioice nominated, and the SRTP
+  sessions aiortc's DTLS transport keyed.
+* ``prefer_gcm``: the relay answers as the DTLS server with AEAD_AES_128_GCM first, so that profile
+  is used whenever the browser offers it (libsrtp's GCM is ~2.4x cheaper than AES-CM + HMAC-SHA1).
+* Counters: ``get_decoder``/``get_encoder`` are wrapped to count instances, so tests can assert the
+  relay never decodes nor encodes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import threading
@@ -32,19 +28,17 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
-from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
+from aiortc import RTCRtpReceiver, RTCRtpSender, rtcdtlstransport, rtcrtpreceiver, rtcrtpsender
+from aiortc.exceptions import InvalidStateError
+
+from server.media.connection import Codec, MediaPath, Port, RtpParams
 
 AIORTC_TESTED_VERSION = "1.16.0"
 
 log = logging.getLogger(__name__)
-
-_RECEIVER = "_RTCRtpReceiver__"
-_SENDER = "_RTCRtpSender__"
 
 
 @dataclass
@@ -73,15 +67,8 @@ def relay_context() -> Iterator[None]:
         _in_relay.reset(token)
 
 
-def mark_relay_receiver(receiver: RTCRtpReceiver, counters: CodecCounters) -> None:
-    """Remember that a decoder made for this receiver would be the relay's."""
-    track = receiver._track
-    if track is not None:
-        counters.relay_track_queues.add(track._queue)
-
-
 def install() -> CodecCounters:
-    """Patch aiortc's codec factory and decoder worker once per process; return the counters.
+    """Patch aiortc's codec factory once per process; return the counters.
 
     aiortc's factory is a module global, so the counters are process-wide too;
     peers that are not relayed (e.g. test clients) still decode and are counted.
@@ -114,8 +101,6 @@ def install() -> CodecCounters:
             return original_encoder(codec)
 
         def worker(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
-            if isinstance(input_q, FrameSink):
-                return  # relayed track: nothing to decode, the thread ends at once
             _thread_state.relay = output_q in counters.relay_track_queues
             original_worker(loop, input_q, output_q, decode_error)
 
@@ -126,133 +111,144 @@ def install() -> CodecCounters:
         return counters
 
 
-class PacketAssembler(Protocol):
-    """Takes the receiver's depayloaded packets (``packet._data``) and emits frames itself."""
-
-    def add(self, packet: RtpPacket) -> bool:
-        """Take one packet; return True when a PLI should go to the publisher."""
-        ...
-
-
-class _JitterBufferShim:
-    """Quacks like aiortc's JitterBuffer: ``add`` returns (pli_flag, frame); frames are emitted directly."""
-
-    def __init__(self, assembler: PacketAssembler, capacity: int) -> None:
-        self._assembler = assembler
-        self.capacity = capacity
-
-    def add(self, packet: RtpPacket) -> tuple[bool, None]:
-        return self._assembler.add(packet), None
+def mark_relay_receiver(receiver: RTCRtpReceiver, counters: CodecCounters) -> None:
+    """Remember that a decoder made for this receiver would be the relay's (it must never be made)."""
+    track = receiver._track
+    if track is not None:
+        counters.relay_track_queues.add(track._queue)
 
 
-class FrameSink:
-    """Stands in for the receiver's decoder queue; ``put(None)`` means the track ended."""
-
-    def __init__(self, on_end: Callable[[], None]) -> None:
-        self._on_end = on_end
-
-    def put(self, item: object) -> None:
-        if item is None:
-            self._on_end()
-
-    def get(self) -> None:  # never called: the patched worker returns at once
-        return None
+# -- negotiated parameters ---------------------------------------------------------------------------
 
 
-def tap_receiver(receiver: RTCRtpReceiver, assembler: PacketAssembler, on_end: Callable[[], None]) -> None:
-    """Route a receiver's packets to ``assembler`` instead of the decoder. Call before ``receive()``."""
-    if getattr(receiver, f"{_RECEIVER}started"):
-        raise RuntimeError("tap_receiver must run before the receiver starts (in the 'track' event)")
-    setattr(receiver, f"{_RECEIVER}jitter_buffer", _JitterBufferShim(assembler, 512))
-    setattr(receiver, f"{_RECEIVER}decoder_queue", FrameSink(on_end))
+def _params(parameters: Any) -> RtpParams:
+    codecs = []
+    for c in parameters.codecs:
+        name = str(c.mimeType).split("/", 1)[-1].lower()
+        apt = c.parameters.get("apt") if name == "rtx" else None
+        nack = any(fb.type == "nack" and not fb.parameter for fb in (c.rtcpFeedback or []))
+        codecs.append(Codec(int(c.payloadType), name, int(apt) if apt is not None else None, nack))
+    extensions = {str(e.uri): int(e.id) for e in parameters.headerExtensions}
+    return RtpParams(codecs, extensions, parameters.muxId)
 
 
-def wrap_receiver_remb(receiver: RTCRtpReceiver, cap: Callable[[int], int], *, estimate: bool = True) -> None:
-    """Make the receiver's own REMB to the publisher never exceed ``cap(own_estimate)``.
+def transceiver_params(transceiver: Any) -> RtpParams:
+    """The m-line's parameters as negotiated now (after a renegotiation, with the new payload types)."""
 
-    With ``estimate=False`` the receiver's own (costly, pure Python) bandwidth
-    estimator is switched off and the publisher hears only its subscribers' REMB.
-    """
-    estimator = getattr(receiver, f"{_RECEIVER}remote_bitrate_estimator")
-    if estimator is None:
-        return
-    if not estimate:
-        setattr(receiver, f"{_RECEIVER}remote_bitrate_estimator", None)
-        return
+    class _P:
+        codecs = transceiver._codecs
+        headerExtensions = transceiver._headerExtensions  # noqa: N815 - aiortc's name
+        muxId = transceiver.mid  # noqa: N815 - aiortc's name
 
-    class _Capped:
-        def add(self, **kwargs: Any) -> tuple[int, list[int]] | None:
-            result = estimator.add(**kwargs)
-            if result is None:
-                return None
-            bitrate, ssrcs = result
-            return cap(bitrate), ssrcs
-
-    setattr(receiver, f"{_RECEIVER}remote_bitrate_estimator", _Capped())
+    return _params(_P)
 
 
-async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
-    """Ask the publisher for a keyframe (RFC 4585 6.3.1 Picture Loss Indication)."""
-    await receiver._send_rtcp_pli(media_ssrc)
+def take_receiver(receiver: RTCRtpReceiver, on_params: Callable[[RtpParams], None]) -> None:
+    """When aiortc would start this receiver, give the relay its parameters instead."""
+    done = False
+
+    async def receive(parameters: Any) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            on_params(_params(parameters))
+
+    receiver.receive = receive  # type: ignore[method-assign]
 
 
-async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrc: int) -> None:
-    """Tell the publisher the bitrate its subscribers can take (draft-alvestrand-rmcat-remb)."""
-    rtcp_ssrc = getattr(receiver, f"{_RECEIVER}rtcp_ssrc")
-    if rtcp_ssrc is None:
-        return
-    packet = RtcpPsfbPacket(
-        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, [media_ssrc])
-    )
-    await receiver._send_rtcp(packet)
+def take_sender(sender: RTCRtpSender, on_params: Callable[[RtpParams, int, int], None]) -> None:
+    """When aiortc would start this sender, give the relay its parameters (and SSRCs) instead."""
+    done = False
+
+    async def send(parameters: Any) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            on_params(_params(parameters), int(sender._ssrc), int(sender._rtx_ssrc))
+
+    sender.send = send  # type: ignore[method-assign]
 
 
-class Packer:
-    """The sender's 'encoder' for a relayed leg: packs already encoded frames, never encodes.
-
-    VP8 uses aiortc's own RFC 7741 packetiser (a classmethod: no encoder instance);
-    each leg numbers its own picture ids, so a leg must never drop a delta frame
-    without waiting for the next keyframe (the receiver could not tell).
-    """
-
-    def __init__(self, kind: str, on_remb: Callable[[int], None]) -> None:
-        self.kind = kind
-        self._on_remb = on_remb
-        self._picture_id = 0
-        self._bitrate = 0
-
-    def pack(self, frame: Any) -> tuple[list[bytes], int]:
-        data: bytes = frame.data
-        if self.kind == "video":
-            payloads: list[bytes] = Vp8Encoder._packetize(data, self._picture_id)
-            self._picture_id = (self._picture_id + 1) % (1 << 15)
-        else:
-            payloads = [data]
-        return payloads, int(frame.timestamp)
-
-    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        raise RuntimeError("the relay never encodes")
-
-    @property
-    def target_bitrate(self) -> int:
-        return self._bitrate
-
-    @target_bitrate.setter
-    def target_bitrate(self, bitrate: int) -> None:
-        # Called by RTCRtpSender._handle_rtcp_packet for a REMB naming this leg's SSRC.
-        self._bitrate = bitrate
-        self._on_remb(bitrate)
-
-
-def prepare_sender(sender: RTCRtpSender, packer: Packer, on_keyframe_request: Callable[[], None]) -> None:
-    """Give a leg's sender its packer and route PLI/FIR to the relay. Call before it starts."""
-    setattr(sender, f"{_SENDER}encoder", packer)
-    sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+def release(pc: Any) -> None:
+    """Drop the relay's callbacks from aiortc objects, so a departed participant is freed by refcount."""
+    for transceiver in pc.getTransceivers():
+        for obj, name in ((transceiver.receiver, "receive"), (transceiver.sender, "send")):
+            obj.__dict__.pop(name, None)
+    pc.remove_all_listeners()
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     """The msid stream id the browser sees for a leg (we use the publisher's participant id)."""
     sender._stream_id = stream_id
+
+
+# -- transport -------------------------------------------------------------------------------------
+
+
+def _dtls(pc: Any) -> Any:
+    for transceiver in pc.getTransceivers():
+        return transceiver.receiver.transport
+    return None
+
+
+def media_path(pc: Any) -> MediaPath | None:
+    """The connection's local candidates (sockets), the nominated pair and the DTLS-keyed SRTP sessions."""
+    dtls = _dtls(pc)
+    if dtls is None or dtls._rx_srtp is None or dtls._tx_srtp is None:
+        return None
+    connection = dtls.transport._connection
+    pair = connection._nominated.get(1)
+    if pair is None:
+        return None
+    ports: list[Port] = []
+    nominated = -1
+    for protocol in connection._protocols:
+        transport = getattr(protocol, "transport", None)
+        if transport is None or transport.is_closing():
+            continue
+        if protocol is pair.protocol:
+            nominated = len(ports)
+        # the real socket (get_extra_info gives asyncio's wrapper without recvfrom_into); TURN has none
+        sock = getattr(transport, "_sock", None)
+        ports.append(Port(sock if hasattr(sock, "recvfrom_into") else None, protocol, transport))
+    if nominated < 0:
+        return None
+    return MediaPath(ports, nominated, tuple(pair.remote_addr), dtls._rx_srtp, dtls._tx_srtp)
+
+
+PREFERRED_PROFILES = ("SRTP_AEAD_AES_128_GCM", "SRTP_AEAD_AES_256_GCM", "SRTP_AES128_CM_SHA1_80")
+
+
+def prefer_gcm(pc: Any) -> None:
+    """AEAD_AES_128_GCM first, and be the DTLS server (whose order wins) when the offer leaves it to us.
+
+    Call after the remote offer is applied and before the answer is made.
+    """
+    by_name = {p.openssl_profile.decode(): p for p in rtcdtlstransport.SRTP_PROFILES}
+    ordered = [by_name[n] for n in PREFERRED_PROFILES if n in by_name]
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    for dtls in transports:
+        if dtls.state == "new":
+            dtls._srtp_profiles = ordered
+            if dtls._role == "auto":
+                dtls._set_role("server")
+
+
+def srtp_profile(pc: Any) -> str | None:
+    """The SRTP protection profile DTLS negotiated (RFC 5764 4.1.2), e.g. 'SRTP_AEAD_AES_128_GCM'."""
+    dtls = _dtls(pc)
+    if dtls is None or dtls._ssl is None:
+        return None
+    try:
+        name = dtls._ssl.get_selected_srtp_profile()
+    except Exception:  # noqa: BLE001 - not negotiated yet
+        return None
+    return name.decode() if name else None
+
+
+# -- codecs and negotiation --------------------------------------------------------------------------
 
 
 def prefer_vp8(transceiver: Any) -> bool:
@@ -277,29 +273,15 @@ def negotiated_codec(transceiver: Any) -> str:
 
 
 async def start_negotiated_media(pc: Any) -> None:
-    """Re-run the peer connection's connect step, starting senders/receivers negotiated meanwhile.
+    """Re-run the peer connection's connect step, starting m-lines negotiated meanwhile.
 
     aiortc starts a transceiver's sender only if DTLS is already 'connected' when
     the description is applied; an m-line the server added while the first DTLS
-    handshake was still running would otherwise never send.
+    handshake was still running would otherwise never send. The connection may
+    close meanwhile (aiortc then raises InvalidStateError or ConnectionError): that
+    is not an error of ours, and it is retrieved here rather than left in the task.
     """
-    await pc._RTCPeerConnection__connect()
-
-
-def follow_renegotiated_codecs(pc: Any) -> None:
-    """Teach started receivers the payload types of a renegotiation.
-
-    aiortc's ``createOffer`` offers its own payload type numbers on every m-line again (opus 96, VP8 97),
-    so a browser whose first offer used others (Chrome: opus 111, VP8 96) switches to the new numbers
-    after the answer, while an already started receiver only knows the old ones and the transport's
-    router discards the packets: the browser's media stopped at the relay after its first renegotiation.
-    """
-    for transceiver in pc.getTransceivers():
-        receiver = transceiver.receiver
-        if not getattr(receiver, "_RTCRtpReceiver__started", False):
-            continue
-        codecs: dict[int, Any] = receiver._RTCRtpReceiver__codecs
-        for codec in transceiver._codecs:
-            codecs[codec.payloadType] = codec
-        router = receiver.transport._rtp_router
-        router.register_receiver(receiver, ssrcs=[], payload_types=[c.payloadType for c in transceiver._codecs])
+    try:
+        await pc._RTCPeerConnection__connect()
+    except (InvalidStateError, ConnectionError, asyncio.InvalidStateError) as exc:
+        log.debug("connect step after close: %s", exc)

@@ -6,6 +6,13 @@ adds a send-only m-line per forwarded track, parks m-lines of departed
 publishers as 'inactive' and reuses them, so the SDP does not grow for ever.
 aiortc 1.16 has no ICE restart: a participant whose network failed rejoins
 with a new peer connection (``Room.rejoin``).
+
+aiortc negotiates; the media goes through the relay's own packet path: when
+aiortc would start a receiver or sender, ``hook.take_receiver``/``take_sender``
+hand its parameters to this participant's ``MediaConnection`` instead.
+
+A participant knows its room only through ``RoomLink`` (what it may ask of the
+room), so participant.py and room.py do not import each other.
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
@@ -23,14 +30,13 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from server.clock import Clock
 from server.media import hook
+from server.media.connection import MediaConnection, RtpParams
+from server.media.engine import MediaEngine
 from server.media.errors import BadSessionDescription, NegotiationOutOfOrder, RoomClosed
 from server.media.events import ConnectionStateChanged, MediaEvent, OfferReady, ParticipantLeft
-from server.media.forwarding import Leg, TrackSource
-from server.media.frames import AudioAssembler, Kind, VideoAssembler
+from server.media.frames import Kind
 from server.media.sdp import MUSIC_OPUS_PARAMS, SPEECH_OPUS_PARAMS, media_kinds, set_opus_params
-
-if TYPE_CHECKING:
-    from server.media.room import Room
+from server.media.streams import Leg, Source
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +48,37 @@ def _codec_caps(kind: str) -> list[Any]:
     return [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType.lower() in wanted]
 
 
+class RoomLink(Protocol):
+    """What a participant may ask of its room (``server.media.room.Room`` implements it)."""
+
+    id: str
+    audio_only: bool
+    music_mode: bool
+
+    def sources_for(self, subscriber: Participant) -> list[Source]:
+        """The sources ``subscriber`` should receive when it first connects."""
+        ...
+
+    def source_added(self, source: Source) -> None:
+        """A new published track: subscribe everyone and tell them."""
+        ...
+
+    async def leave(self, participant_id: str, *, reason: str = "left") -> None: ...
+
+
 class Participant:
     """A browser (or test peer) in a room. Created by ``Room.join``; do not build directly."""
 
     def __init__(
         self,
-        room: Room,
+        room: RoomLink,
         participant_id: str,
         *,
         publish: bool,
         loopback: bool,
         configuration: RTCConfiguration,
         clock: Clock,
+        engine: MediaEngine,
         counters: hook.CodecCounters,
         connect_timeout: float,
         answer_timeout: float,
@@ -62,9 +87,13 @@ class Participant:
         self.room = room
         self.publish = publish
         self.loopback = loopback
-        self.sources: dict[Kind, TrackSource] = {}
+        self.sources: dict[Kind, Source] = {}
         self.legs: list[Leg] = []
         self._clock = clock
+        self._engine = engine
+        self.media = MediaConnection(engine, f"{room.id}/{participant_id}")
+        self._receiving: list[tuple[Source, Any]] = []  # (source, transceiver) bound to the media path
+        self._transceivers: dict[Leg, Any] = {}
         self._counters = counters
         self._connect_timeout = connect_timeout
         self._answer_timeout = answer_timeout
@@ -74,12 +103,12 @@ class Participant:
         self._events: deque[MediaEvent] = deque()
         self._events_ready = asyncio.Event()
         self._hold = 0
-        self._wanted: list[TrackSource] = []  # sources to subscribe at the next offer
+        self._wanted: list[Source] = []  # sources to subscribe at the next offer
         self._needs_offer = False
         self._dirty = asyncio.Event()
         self._initial_done = False
         self._offers = 0
-        self._new_sources: list[TrackSource] = []
+        self._new_sources: list[Source] = []
         self._offer_error: str | None = None
         self.closed = False
         self.close_reason = ""
@@ -98,8 +127,14 @@ class Participant:
         with hook.relay_context():
             task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """Forget a finished task, and retrieve its exception so none is ever left unretrieved."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("participant %s: task %s failed: %r", self.id, task.get_name(), task.exception())
 
     # -- events ----------------------------------------------------------------
 
@@ -158,6 +193,7 @@ class Participant:
                     await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                     if self._offer_error:
                         raise BadSessionDescription(self._offer_error, field="sdp")
+                    hook.prefer_gcm(self.pc)
                     answer = await self.pc.createAnswer()
                     await self.pc.setLocalDescription(answer)
             except BadSessionDescription:
@@ -170,10 +206,10 @@ class Participant:
             self._initial_done = True
             for source in self._new_sources:
                 self.sources[source.kind] = source
-                self.room._source_added(source)
+                self.room.source_added(source)
             self._new_sources = []
             if first:
-                self._wanted.extend(self.room._sources_for(self))
+                self._wanted.extend(self.room.sources_for(self))
                 self._needs_offer = self._needs_offer or bool(self._wanted)
             if self._needs_offer:
                 self._dirty.set()
@@ -192,7 +228,8 @@ class Participant:
                     await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except Exception as exc:  # noqa: BLE001 - as above
                 raise BadSessionDescription(f"The answer could not be applied: {exc}", field="sdp") from None
-            hook.follow_renegotiated_codecs(self.pc)  # browsers renumber payload types (see hook)
+            for source, transceiver in self._receiving:  # browsers renumber payload types after our offer
+                self.media.route(source, hook.transceiver_params(transceiver))
             if self._answer_task is not None:
                 self._answer_task.cancel()
                 self._answer_task = None
@@ -251,39 +288,55 @@ class Participant:
             leg = next((x for x in self.legs if x.kind == source.kind and x.source is None), None)
             if leg is None:
                 leg = self._new_leg(source.kind)
-            hook.set_stream_id(leg.transceiver.sender, source.participant_id)
+            hook.set_stream_id(self._transceivers[leg].sender, source.participant_id)
             leg.attach(source)
             self._needs_offer = True
         for leg in self.legs:
             direction = "sendonly" if leg.source is not None else "inactive"
-            if leg.transceiver.direction != direction:
-                leg.transceiver.direction = direction
+            transceiver = self._transceivers[leg]
+            if transceiver.direction != direction:
+                transceiver.direction = direction
                 self._needs_offer = True
 
     def _new_leg(self, kind: Kind) -> Leg:
-        leg = Leg(kind, self.id)
-        transceiver = self.pc.addTransceiver(leg.track, direction="sendonly")
+        leg = Leg(kind, self.id, self._engine)
+        transceiver = self.pc.addTransceiver(kind, direction="sendonly")
         transceiver.setCodecPreferences(_codec_caps(kind))
-        leg.transceiver = transceiver
-        hook.prepare_sender(transceiver.sender, hook.Packer(kind, leg.on_remb), leg.request_keyframe)
+        self._transceivers[leg] = transceiver
+
+        def ready(params: RtpParams, ssrc: int, rtx_ssrc: int) -> None:
+            if not self.closed and self._bind():
+                self.media.add_leg(leg, params, ssrc, rtx_ssrc)
+
+        hook.take_sender(transceiver.sender, ready)
         self.legs.append(leg)
         return leg
 
+    def _bind(self) -> bool:
+        """Put this connection on the relay's packet path (once DTLS has keyed SRTP)."""
+        if not self.media.bound:
+            path = hook.media_path(self.pc)
+            if path is None:
+                return False
+            self.media.bind(path)
+        return True
+
     def _track_map(self) -> dict[str, dict[str, str | None]]:
-        return {
-            str(leg.mid): {"kind": leg.kind, "publisher": leg.source.participant_id if leg.source else None}
-            for leg in self.legs
-            if leg.mid is not None
-        }
+        out: dict[str, dict[str, str | None]] = {}
+        for leg in self.legs:
+            mid = self._transceivers[leg].mid
+            if mid is not None:
+                out[str(mid)] = {"kind": leg.kind, "publisher": leg.source.participant_id if leg.source else None}
+        return out
 
     # -- subscriptions (called by the room) ---------------------------------------
 
-    def subscribe(self, source: TrackSource) -> None:
+    def subscribe(self, source: Source) -> None:
         self._wanted.append(source)
         self._needs_offer = True
         self._dirty.set()
 
-    def source_gone(self, source: TrackSource) -> None:
+    def source_gone(self, source: Source) -> None:
         self._wanted = [s for s in self._wanted if s is not source]
         if any(leg.source is None for leg in self.legs):
             self._needs_offer = True
@@ -312,23 +365,14 @@ class Participant:
             transceiver.direction = "inactive"
             return
 
-        def send_pli(ssrc: int) -> None:
-            self._spawn(hook.send_pli(receiver, ssrc))
+        source = Source(self.id, kind, codec, self._engine)
 
-        def send_remb(bitrate: int, ssrc: int) -> None:
-            self._spawn(hook.send_remb(receiver, bitrate, ssrc))
+        def ready(params: RtpParams) -> None:
+            if not self.closed and not source.ended and self._bind():
+                self.media.add_source(source, params)
+                self._receiving.append((source, transceiver))
 
-        source = TrackSource(
-            self.id, kind, codec, self._clock.monotonic, send_pli, send_remb, self.room._taps_list
-        )
-        assembler: VideoAssembler | AudioAssembler
-        if kind == "video":
-            assembler = VideoAssembler(source.on_frame, self._clock.monotonic)
-        else:
-            assembler = AudioAssembler(source.on_frame)
-        source.assembler = assembler
-        hook.tap_receiver(receiver, assembler, on_end=lambda: None)
-        hook.wrap_receiver_remb(receiver, source.cap_remb, estimate=self.room.estimate_upstream)
+        hook.take_receiver(receiver, ready)
         self._new_sources.append(source)
 
     def _on_connection_state(self) -> None:
@@ -339,8 +383,10 @@ class Participant:
             self._connect_task = None
         if state == "connected" and not self.closed:
             self._spawn(hook.start_negotiated_media(self.pc))
-        if state == "failed" and not self.closed:
-            self._spawn(self.room.leave(self.id, reason="connection failed"))
+        if state in ("failed", "closed") and not self.closed:
+            # aiortc closes on its own when ICE consent expires: a dead participant must not stay
+            self._spawn(self.room.leave(self.id, reason="connection failed" if state == "failed" else
+                                        "connection closed"))
 
     def _on_datachannel(self, channel: Any) -> None:
         """Echo for RTT probes: every channel in loopback mode, or one labelled 'echo'."""
@@ -374,8 +420,7 @@ class Participant:
         source.muted = muted
         if not muted:
             for leg in source.legs:
-                leg.queue.restart()
-            source.request_keyframe()
+                leg.restart()
         return True
 
     async def close(self, reason: str) -> None:
@@ -384,18 +429,22 @@ class Participant:
             return
         self.closed = True
         self.close_reason = reason
-        for source in self.sources.values():
-            source.end()
-        for source in self._new_sources:
+        for source in [*self.sources.values(), *self._new_sources]:
+            self.media.remove_source(source)
             source.end()
         for leg in self.legs:
+            self.media.remove_leg(leg)
             leg.close()
+        self.media.unbind()  # before aioice closes the socket
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        hook.release(self.pc)  # no callback of ours stays on aiortc objects: freed without the cycle collector
         await self.pc.close()
+        self._receiving.clear()
+        self._transceivers.clear()
         self.emit(ParticipantLeft(self.id, reason))
         self._events_ready.set()
 
@@ -405,10 +454,8 @@ class Participant:
             "signalling": self.pc.signalingState,
             "publishing": {k: s.stats() for k, s in self.sources.items()},
             "legs": [leg.stats() for leg in self.legs],
+            "srtp_profile": hook.srtp_profile(self.pc),
         }
 
     def __repr__(self) -> str:
         return f"<Participant {self.room.id}/{self.id}>"
-
-
-EventCallback = Callable[[MediaEvent], None]

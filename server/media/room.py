@@ -1,7 +1,10 @@
 """Rooms and the router that owns them: the relay's public API.
 
-``media`` knows nothing of bookings or roles: the
-signalling layer decides who may join, publish or observe and calls this API.
+``media`` knows nothing of bookings or roles: the signalling layer decides who
+may join, publish or observe and calls this API. A room left empty for
+``empty_room_seconds`` is let go by its router (its memory with it); a later
+``join`` on the same ``Room`` object takes it back, so a session reopens in its
+window without the layer above noticing.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 
-from server.clock import Clock, SystemClock
+from server.clock import Clock, SystemClock, Timer
 from server.errors import Conflict, InvalidInput
 from server.media import hook
-from server.media.errors import ParticipantNotFound, RoomClosed
+from server.media.engine import TICK, MediaClock, MediaEngine
+from server.media.errors import MediaFull, ParticipantNotFound, RoomClosed
 from server.media.events import MediaEvent, PublishingChanged, RoomClosedEvent
-from server.media.forwarding import FrameTap, TrackSource
-from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind
+from server.media.forwarding import FrameTap
+from server.media.frames import TEXT_TIME_BASE, EncodedFrame, Kind, PacketUnit, TrackFrames
 from server.media.participant import Participant
+from server.media.rtp import Vp8Info
+from server.media.streams import Source
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +36,7 @@ IceServer = RTCIceServer | dict[str, Any] | str
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
-def _check_id(value: str, what: str) -> str:
+def check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidInput(
             f"A {what} id is 1-64 letters, digits or _.:- characters, starting with a letter or digit.",
@@ -39,7 +45,7 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-def _ice_server(server: IceServer) -> RTCIceServer:
+def ice_server(server: IceServer) -> RTCIceServer:
     if isinstance(server, RTCIceServer):
         return server
     if isinstance(server, str):
@@ -56,11 +62,13 @@ class Room:
         self.id = room_id
         self.audio_only = audio_only
         self.music_mode = music_mode
-        self.estimate_upstream = router.estimate_upstream
         self.participants: dict[str, Participant] = {}
         self.closed = False
         self._router = router
         self._taps: list[FrameTap] = []
+        self._empty_timer: Timer | None = None
+        self._assembling: dict[Source, TrackFrames] = {}
+        self.released = False
 
     # -- membership ------------------------------------------------------------
 
@@ -71,11 +79,13 @@ class Room:
         ``loopback=True`` (device check) also sends the participant its own media back,
         relayed, and echoes every data channel message (RTT probes).
         """
-        _check_id(participant_id, "participant")
+        check_id(participant_id, "participant")
         if self.closed:
             raise RoomClosed("This session has ended.")
         if participant_id in self.participants:
             raise Conflict(f"{participant_id} is already in this session; use rejoin.", field="participant")
+        self._router.admit()
+        self._occupied()
         participant = Participant(
             self,
             participant_id,
@@ -83,6 +93,7 @@ class Room:
             loopback=loopback,
             configuration=self._router._configuration(),
             clock=self._router.clock,
+            engine=self._router.engine,
             counters=self._router.counters,
             connect_timeout=self._router.connect_timeout,
             answer_timeout=self._router.answer_timeout,
@@ -105,6 +116,24 @@ class Room:
             self._source_removed(source)
         await participant.close(reason)
         log.info("room %s: %s left (%s)", self.id, participant_id, reason)
+        if not self.participants and not self.closed:
+            self._empty_timer = self._router.clock.call_later(self._router.empty_room_seconds, self._release)
+
+    def _occupied(self) -> None:
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+            self._empty_timer = None
+        if self.released:
+            self.released = False
+            self._router._adopt(self)
+
+    def _release(self) -> None:
+        """Empty for a while: the router lets the room go (a later join takes it back)."""
+        self._empty_timer = None
+        if not self.participants and not self.closed and not self._taps:
+            self.released = True
+            self._router._forget(self)
+            log.info("room %s: empty, released", self.id)
 
     async def remove(self, participant_id: str) -> None:
         """Remove a participant on a practitioner's or safeguarding lead's decision."""
@@ -139,6 +168,9 @@ class Room:
             await self.leave(participant_id, reason=reason)
         for tap in list(self._taps):
             tap.close()
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+            self._empty_timer = None
         self._router._forget(self)
 
     # -- taps ---------------------------------------------------------------------
@@ -149,13 +181,46 @@ class Room:
         ``async for frame in tap`` until ``tap.close()``; keyframes are asked for so
         each video track starts decodable.
         """
-        tap = FrameTap(maxlen, participant_ids, self._taps.remove)
+        tap = FrameTap(maxlen, participant_ids, self._tap_closed)
         self._taps.append(tap)
         for participant in self.participants.values():
             for source in participant.sources.values():
                 if tap.wants(source.participant_id):
+                    self._record(source)
                     source.request_keyframe()
         return tap
+
+    def _record(self, source: Source) -> None:
+        """Assemble frames from this source's packets only while some tap wants them (after each batch)."""
+        wanted = any(tap.wants(source.participant_id) for tap in self._taps)
+        if not wanted:
+            self._assembling.pop(source, None)
+            source.set_recorder(None)
+        elif source not in self._assembling:
+            engine = self._router.engine
+
+            def emit(frame: EncodedFrame) -> None:
+                for tap in self._taps:
+                    if tap.wants(frame.participant_id):
+                        tap.push(source, frame)
+
+            frames = self._assembling[source] = TrackFrames(source.participant_id, source.kind, source.codec,
+                                                            lambda: engine.now, emit)
+
+            def assemble(unit: PacketUnit) -> None:
+                if frames.add(unit):
+                    source.request_keyframe()
+
+            def record(src: Source, seq: int, ts: int, marker: int, vp8: Vp8Info, payload: bytes, ssrc: int) -> None:
+                engine.defer(assemble, PacketUnit(seq, ts, bool(marker), vp8.start, payload[vp8.size :], ssrc))
+
+            source.set_recorder(record)
+
+    def _tap_closed(self, tap: FrameTap) -> None:
+        self._taps.remove(tap)
+        for participant in self.participants.values():
+            for source in participant.sources.values():
+                self._record(source)
 
     def chat(self, participant_id: str, cue: str) -> None:
         """A chat line sent in this session (a WebVTT cue payload, see ``voice_cue``), for the recorders
@@ -165,27 +230,26 @@ class Room:
         for tap in self._taps:
             tap.push_text(frame)
 
-    def _taps_list(self) -> list[FrameTap]:
-        return self._taps
+    # -- routing (RoomLink: called by participants) ----------------------------------
 
-    # -- routing (called by participants) -----------------------------------------
-
-    def _sources_for(self, subscriber: Participant) -> list[TrackSource]:
-        found: list[TrackSource] = []
+    def sources_for(self, subscriber: Participant) -> list[Source]:
+        found: list[Source] = []
         for participant in self.participants.values():
             if participant is subscriber and not subscriber.loopback:
                 continue
             found.extend(participant.sources.values())
         return found
 
-    def _source_added(self, source: TrackSource) -> None:
+    def source_added(self, source: Source) -> None:
+        self._record(source)
         for participant in self.participants.values():
             if participant.id != source.participant_id or participant.loopback:
                 if participant.id == source.participant_id or participant._initial_done:
                     participant.subscribe(source)
         self.broadcast(PublishingChanged(source.participant_id, source.kind, publishing=True, muted=False))
 
-    def _source_removed(self, source: TrackSource) -> None:
+    def _source_removed(self, source: Source) -> None:
+        self._assembling.pop(source, None)
         source.end()
         for participant in self.participants.values():
             participant.source_gone(source)
@@ -216,9 +280,13 @@ class MediaRouter:
         connect_timeout: a participant not connected this long after joining is removed.
         answer_timeout: a participant that does not answer a server offer this long is removed.
         on_event: optional ``(room_id, event)`` callback for every room-wide event.
-        estimate_upstream: run aiortc's receive-side bandwidth estimator on each publisher
-            (REMB = min(own estimate, subscribers' REMB)); False saves its CPU and the
-            publisher hears only its subscribers' REMB.
+        media_clock: the forwarding loop's time (real time even when ``clock`` is a fake).
+        tick: seconds between forwarding batches.
+        empty_room_seconds: an empty room is let go this long after the last leave.
+        max_participants: admission control: past this many participants, ``join`` raises ``MediaFull``
+            (None: no limit). Set it below what ``make bench`` shows one core sustains.
+        estimate_upstream: accepted for compatibility and ignored: the packet path sends each
+            publisher the lowest of its subscribers' REMB (aiortc's estimator is not run).
     """
 
     def __init__(
@@ -229,15 +297,21 @@ class MediaRouter:
         connect_timeout: float = 30.0,
         answer_timeout: float = 15.0,
         on_event: Callable[[str, MediaEvent], None] | None = None,
+        media_clock: MediaClock | None = None,
+        tick: float = TICK,
+        empty_room_seconds: float = 60.0,
+        max_participants: int | None = None,
         estimate_upstream: bool = False,
     ) -> None:
-        self.estimate_upstream = estimate_upstream
-        self.ice_servers = [_ice_server(s) for s in ice_servers]
+        self.ice_servers = [ice_server(s) for s in ice_servers]
         self.clock: Clock = clock or SystemClock()
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
         self.on_event = on_event
+        self.empty_room_seconds = empty_room_seconds
+        self.max_participants = max_participants
         self.counters = hook.install()
+        self.engine = MediaEngine(media_clock or SystemClock(), interval=tick)
         self.rooms: dict[str, Room] = {}
 
     def _configuration(self) -> RTCConfiguration:
@@ -246,7 +320,7 @@ class MediaRouter:
 
     def room(self, room_id: str, *, audio_only: bool = False, music_mode: bool = False) -> Room:
         """The room with this id, made on first use. Its settings are fixed when it is made."""
-        existing = self.rooms.get(_check_id(room_id, "room"))
+        existing = self.rooms.get(check_id(room_id, "room"))
         if existing is not None:
             if existing.audio_only != audio_only or existing.music_mode != music_mode:
                 raise Conflict(f"Room {room_id} is already open with other settings.", field="room")
@@ -254,13 +328,26 @@ class MediaRouter:
         room = self.rooms[room_id] = Room(self, room_id, audio_only=audio_only, music_mode=music_mode)
         return room
 
+    @property
+    def participant_count(self) -> int:
+        return sum(len(r.participants) for r in self.rooms.values())
+
+    def admit(self) -> None:
+        """Refuse a join past capacity, with a message a person can act on."""
+        if self.max_participants is not None and self.participant_count >= self.max_participants:
+            raise MediaFull("The media server is at capacity right now; please try again in a minute.")
+
     def _forget(self, room: Room) -> None:
         if self.rooms.get(room.id) is room:
             del self.rooms[room.id]
 
+    def _adopt(self, room: Room) -> None:
+        self.rooms.setdefault(room.id, room)
+
     async def close(self) -> None:
         for room in list(self.rooms.values()):
             await room.close(reason="server shutting down")
+        await self.engine.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for tests, benchmarks and the ops page; decoders/encoders must stay 0."""
@@ -275,6 +362,9 @@ class MediaRouter:
             "rooms": len(self.rooms),
             "participants": sum(len(r.participants) for r in self.rooms.values()),
             "frames_forwarded": sum(t["frames_forwarded"] for t in tracks.values()),
+            "packets_forwarded": sum(t["packets_forwarded"] for t in tracks.values()),
+            "packets_out": self.engine.packets_out,
+            "engine": self.engine.stats(),
             "tracks": tracks,
             "room_detail": {room_id: room.stats() for room_id, room in self.rooms.items()},
         }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection
@@ -15,11 +17,14 @@ from server.clock import FakeClock
 from server.errors import Conflict, InvalidInput
 from server.media import (
     BadSessionDescription,
+    ConnectionStateChanged,
     MediaRouter,
     NegotiationOutOfOrder,
+    OfferReady,
     ParticipantLeft,
     ParticipantNotFound,
     RoomClosed,
+    hook,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -155,7 +160,7 @@ async def test_100_join_leave_cycles_leave_nothing_behind(peers: Callable[..., P
     for i in range(1, 101):
         await cycle(i)
 
-    await until(lambda: host.pc.signalingState == "stable" and not host.offers[-1:] or True)
+    await until(lambda: host.pc.signalingState == "stable")  # the host answered the last parking offer
     await asyncio.sleep(0.5)  # let closed transports' tasks finish
     assert _live_peer_connections() == pcs_before
     assert _threads() <= threads_before, threading.enumerate()
@@ -164,3 +169,81 @@ async def test_100_join_leave_cycles_leave_nothing_behind(peers: Callable[..., P
     assert router.stats()["decoders_created"] == 0
     await router.close()
     assert _live_peer_connections() == pcs_before - 1  # only the host's own client peer is left
+
+
+async def test_a_connection_aiortc_closes_by_itself_removes_the_participant(
+    router: MediaRouter, peers: Callable[..., Peer]
+) -> None:
+    problems: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: problems.append(context))
+    room = router.room("booking-consent")
+    a = peers("a", tag=1, tone=440)
+    p = await room.join("a")
+    async with p.hold_events():
+        await a.apply_answer(await p.accept_offer(await a.offer()))  # nobody else: no server offer to answer
+    await until(lambda: p.pc.connectionState == "connected")
+    ice = p.pc.getTransceivers()[0].receiver.transport.transport
+    await ice._connection.close()  # what aioice does when consent checks time out
+    await until(lambda: "a" not in room.participants)
+    events = [e async for e in p.events()]
+    assert any(isinstance(e, ConnectionStateChanged) and e.state == "closed" for e in events)
+    assert any(isinstance(e, ParticipantLeft) and e.reason == "connection closed" for e in events)
+    await hook.start_negotiated_media(p.pc)  # the connect step on a closed ICE transport: no error left behind
+    gc.collect()
+    await asyncio.sleep(0.1)
+    assert not [c for c in problems if "exception" in c], problems
+    loop.set_exception_handler(None)
+
+
+async def test_a_departed_participant_is_freed_without_the_cycle_collector(
+    router: MediaRouter, peers: Callable[..., Peer]
+) -> None:
+    room = router.room("booking-free")
+    host = peers("host", tag=1, tone=440)
+    await host.connect(await room.join("host"))
+    await until(lambda: router.stats()["tracks"].get("booking-free/host/video", {}).get("frames_in", 0) > 5)
+    gc.collect()
+    gc.disable()
+    try:
+        guest = peers("guest", tag=2, tone=880)
+        p = await room.join("guest")
+        async with p.hold_events():
+            await guest.apply_answer(await p.accept_offer(await guest.offer()))
+        events = p.events()
+        async for event in events:  # answer the server's offer of the host's tracks, without a pump task
+            if isinstance(event, OfferReady):
+                await p.accept_answer(await guest.answer(event.sdp))
+                break
+        await events.aclose()
+        await until(lambda: len(guest.video_from(1)) >= 1)
+        departed = weakref.ref(p)
+        await room.leave("guest")
+        del p, event, events
+        await asyncio.sleep(0.2)
+        assert departed() is None, "no reference cycle keeps a departed participant"
+    finally:
+        gc.enable()
+
+
+async def test_an_empty_room_is_let_go_within_a_minute_and_reopens_on_the_next_join(
+    peers: Callable[..., Peer],
+) -> None:
+    clock = FakeClock()
+    router = MediaRouter(clock=clock)
+    try:
+        room = router.room("booking-empty")
+        a = peers("a", tag=1, tone=440)
+        await a.connect(await room.join("a"))
+        await room.leave("a")
+        clock.advance(59)
+        assert router.stats()["rooms"] == 1, "not at once: someone may be rejoining"
+        clock.advance(2)
+        assert router.stats()["rooms"] == 0 and not room.closed, "let go, not ended"
+
+        b = peers("b", tag=2, tone=880)
+        await b.connect(await room.join("b"))  # the same session, still in its window
+        assert router.rooms["booking-empty"] is room
+        await until(lambda: router.stats()["tracks"].get("booking-empty/b/video", {}).get("frames_in", 0) > 5)
+    finally:
+        await router.close()

@@ -1,29 +1,21 @@
-"""The relay's frame logic on its own: assembling, bounded queues, keyframe and bitrate feedback."""
+"""The recorder's side of the packet path: frames assembled from packets (recording rooms only), SDP edits."""
 
 from __future__ import annotations
 
-import pytest
-from aiortc.rtp import RtpPacket
-
 from server.clock import FakeClock
-from server.media.forwarding import FrameQueue, Leg, TrackSource
-from server.media.frames import AUDIO_TIME_BASE, VIDEO_TIME_BASE, EncodedFrame, Kind, VideoAssembler
+from server.media.frames import PacketUnit, VideoAssembler
 from server.media.sdp import MUSIC_OPUS_PARAMS, opus_params, set_opus_params
 
 KEY = b"\x10" + bytes(20)  # VP8 frame tag bit 0 = 0: keyframe
 DELTA = b"\x11" + bytes(20)
 
 
-def packets(seq: int, ts: int, frame: bytes, parts: int = 3) -> list[RtpPacket]:
-    out = []
+def packets(seq: int, ts: int, frame: bytes, parts: int = 3) -> list[PacketUnit]:
     size = -(-len(frame) // parts)
-    for i in range(parts):
-        p = RtpPacket(payload_type=97, sequence_number=(seq + i) & 0xFFFF, timestamp=ts)
-        p.payload = bytes([0x10 if i == 0 else 0x00]) + frame[i * size : (i + 1) * size]
-        p._data = frame[i * size : (i + 1) * size]  # type: ignore[attr-defined]  # what aiortc's depayload sets
-        p.marker = 1 if i == parts - 1 else 0
-        out.append(p)
-    return out
+    return [
+        PacketUnit((seq + i) & 0xFFFF, ts, i == parts - 1, i == 0, frame[i * size : (i + 1) * size], 1234)
+        for i in range(parts)
+    ]
 
 
 class Collect:
@@ -66,60 +58,6 @@ def test_unrecovered_loss_skips_to_the_next_keyframe_and_asks_for_one() -> None:
     for p in packets(9, 9000, KEY):
         asm.add(p)
     assert [f[1] for f in out.frames] == [0, 9000]
-
-
-def frame(pts: int, key: bool, kind: Kind = "video") -> EncodedFrame:
-    return EncodedFrame(
-        "p", kind, "VP8", b"x", pts, VIDEO_TIME_BASE if kind == "video" else AUDIO_TIME_BASE, key
-    )
-
-
-@pytest.mark.asyncio
-async def test_full_video_queue_flushes_to_the_next_keyframe_and_counts_it() -> None:
-    asked: list[int] = []
-    queue = FrameQueue("video", 3, lambda: asked.append(1))
-    queue.push(frame(0, True))
-    queue.push(frame(1, False))
-    queue.push(frame(2, False))
-    queue.push(frame(3, False))  # overflow
-    assert asked == [1] and queue.flushes == 1 and queue.frames_dropped == 4
-    queue.push(frame(4, False))
-    queue.push(frame(5, True))
-    assert (await queue.get()).pts == 5
-    assert len(queue) == 0
-
-
-@pytest.mark.asyncio
-async def test_full_audio_queue_drops_its_oldest_frame() -> None:
-    queue = FrameQueue("audio", 2, lambda: None)
-    for i in range(3):
-        queue.push(frame(i, True, "audio"))
-    assert [(await queue.get()).pts for _ in range(2)] == [1, 2]
-    assert queue.frames_dropped == 1
-
-
-@pytest.mark.asyncio
-async def test_keyframe_requests_are_rate_limited_and_remb_is_the_minimum() -> None:
-    clock = FakeClock()
-    plis: list[int] = []
-    rembs: list[int] = []
-    source = TrackSource(
-        "pub", "video", "VP8", clock.monotonic, plis.append, lambda b, s: rembs.append(b), lambda: []
-    )
-    source.on_frame(KEY, 0, True, 1234)
-    source.request_keyframe()
-    source.request_keyframe()
-    assert plis == [1234]
-    legs = [Leg("video", "a"), Leg("video", "b")]
-    for leg in legs:
-        leg.attach(source)
-    legs[0].on_remb(1_500_000)
-    legs[1].on_remb(400_000)
-    assert rembs[-1] == 400_000
-    assert source.cap_remb(2_000_000) == 400_000
-    legs[1].detach()
-    assert rembs[-1] == 1_500_000
-    source.end()
 
 
 def test_music_mode_parameters_are_merged_into_opus_fmtp() -> None:

@@ -41,6 +41,8 @@ async def test_two_publishers_see_and_hear_each_other_without_decoding(
     assert heard_by_b and abs(sorted(heard_by_b)[len(heard_by_b) // 2] - 440) < 40
 
     stats = router.stats()
+    for pid in ("a", "b"):
+        assert stats["room_detail"]["booking-1"]["participants"][pid]["srtp_profile"] == "SRTP_AEAD_AES_128_GCM"
     assert stats["decoders_created"] == 0
     assert stats["encoders_created"] == 0
     assert router.counters.all_decoders > 0, "the test peers did decode: the counter works"
