@@ -17,7 +17,8 @@ from server.safeguarding.tasks import ESCALATION_INTERVAL
 from server.services import Services
 from tests.support.visits import People
 
-EVERY_TASK = {"overdue-visit-alerts", "concern-escalation", "mail-sender", "booking-reminders", "retention"}
+EVERY_TASK = {"audit-daily", "overdue-visit-alerts", "concern-escalation", "mail-sender", "booking-reminders",
+              "retention"}
 
 
 async def test_serving_runs_every_domains_periodic_work_and_stops_it(
@@ -26,9 +27,11 @@ async def test_serving_runs_every_domains_periodic_work_and_stops_it(
                      background_jobs=True)
     await aiohttp_client(app)  # type: ignore[operator]
     calls = app[TASKS]
-    assert set(calls) == EVERY_TASK and all(call.running for call in calls.values())
-    await app.shutdown()
-    await app.cleanup()
+    try:
+        assert set(calls) == EVERY_TASK and all(call.running for call in calls.values())
+    finally:  # stopped before the test's database goes
+        await app.shutdown()
+        await app.cleanup()
     assert not any(call.running for call in calls.values())
 
 
